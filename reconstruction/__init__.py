@@ -1,0 +1,6 @@
+"""Coherent diffraction imaging phase retrieval: data layer, phasing engine, simulation, network.
+
+A pure numerical library (NumPy, PyTorch, h5py): it never imports Django or Celery.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,76 @@
+"""Helpers shared by the command modules: JSON output, progress bar, common options."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from reconstruction.progress import ProgressEvent
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples recursively into JSON-serialisable values."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """Print ``payload`` as indented JSON on stdout."""
+    print(json.dumps(to_jsonable(payload), indent=2))
+
+
+def add_device_option(parser) -> None:
+    """Add ``--device auto|cpu|cuda``."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def add_json_option(parser) -> None:
+    """Add ``--json`` (machine-readable summary on stdout)."""
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool | None = None, width: int = 30) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.width = width
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and event.fraction < 1.0:
+            return
+        self._last = now
+        filled = int(round(self.width * min(max(event.fraction, 0.0), 1.0)))
+        values = " ".join(f"{k}={v:.3g}" for k, v in list(event.values.items())[:3])
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = now - self._start
+        sys.stderr.write(
+            f"\r{event.stage:>10} [{bar}] {100 * event.fraction:5.1f}% {values} {elapsed:6.1f}s"
+        )
+        if event.fraction >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the line if a bar was drawn."""
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,42 @@
+"""The one Fourier convention of the project (NumPy and PyTorch versions).
+
+Arrays are *centred* in both spaces: an object sits around index N // 2 of its box, and a
+diffraction pattern has its zero frequency at index N // 2 ("FFT centred", as detectors see it).
+The far field of an object ``obj`` is ``fftshift(fftn(ifftshift(obj), norm="ortho"))``, so that
+Parseval holds exactly: sum |obj|^2 == sum |farfield(obj)|^2, and the measured intensity is
+``|farfield(obj)|^2`` up to a scale factor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def farfield(obj: np.ndarray) -> np.ndarray:
+    """Return the centred far-field (complex) of a centred object, orthonormal FFT over all axes."""
+    axes = tuple(range(obj.ndim))
+    return np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj, axes=axes), norm="ortho"), axes=axes)
+
+
+def backpropagate(field: np.ndarray) -> np.ndarray:
+    """Return the centred object whose far field is ``field`` (inverse of ``farfield``)."""
+    axes = tuple(range(field.ndim))
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(field, axes=axes), norm="ortho"), axes=axes)
+
+
+def farfield_torch(obj: torch.Tensor, ndim: int = 3) -> torch.Tensor:
+    """Return the centred far field of centred objects over the last ``ndim`` axes (batched)."""
+    dims = tuple(range(-ndim, 0))
+    return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(obj, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def backpropagate_torch(field: torch.Tensor, ndim: int = 3) -> torch.Tensor:
+    """Return the centred objects whose far fields are ``field`` over the last ``ndim`` axes."""
+    dims = tuple(range(-ndim, 0))
+    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(field, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def intensity_of(obj: np.ndarray) -> np.ndarray:
+    """Return |farfield(obj)|^2 as float32, in the same (arbitrary) units as |obj|^2."""
+    return (np.abs(farfield(obj)) ** 2).astype(np.float32)
