@@ -148,7 +148,7 @@ def ensure_chromium() -> None:
         log("installing Debian's chromium for the browser tests")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.call(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL)
+        subprocess.call(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env, stdout=subprocess.DEVNULL)
     if not shutil.which("chromium"):
         log("chromium not found: browser tests will be skipped")
 
