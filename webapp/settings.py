@@ -1,11 +1,15 @@
 """Django settings, all from environment variables with embedded defaults (SQLite, local Redis, CPU).
 
 Variables: DATABASE_URL, REDIS_URL, MEDIA_ROOT, DJANGO_SECRET_KEY, DJANGO_DEBUG,
-DJANGO_ALLOWED_HOSTS, CDI_UPLOAD_LIMIT_BYTES (default 2 GB), CDI_DEVICE (auto|cpu|cuda).
+DJANGO_ALLOWED_HOSTS, CDI_UPLOAD_LIMIT_BYTES (default 2 GB), CDI_DEVICE (auto|cpu|cuda),
+and the job-machinery knobs documented in docs/webapp.md: CDI_HEARTBEAT_S, CDI_JOB_STALE_S,
+CDI_SWEEP_INTERVAL_S, CDI_PROGRESS_INTERVAL_S, CDI_CANCEL_POLL_S, CDI_VISIBILITY_TIMEOUT_S,
+CDI_TIME_LIMITS_S (JSON {kind: seconds}).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,11 +30,17 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",
+    "webapp.core",
 ]
+# The pages app (owned by "viewer") is installed as soon as it exists.
+if (Path(__file__).resolve().parent / "viewer" / "apps.py").exists():
+    INSTALLED_APPS.append("webapp.viewer")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webapp.core.uploads.UploadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,3 +96,44 @@ CDI_DEVICE = os.environ.get("CDI_DEVICE", "auto")
 # Uploads are streamed to disk, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
+
+# Every upload streams to a temporary file on the media disk (so storing it is a rename),
+# hashed on the fly and refused with 413 as soon as it passes CDI_UPLOAD_LIMIT_BYTES.
+FILE_UPLOAD_HANDLERS = ["webapp.core.uploads.LimitedUploadHandler"]
+FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT / "uploads-tmp")
+try:
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only media volume: Django's check reports it
+    pass
+
+# Jobs (see docs/webapp.md and workers/sweeper.py).
+CDI_HEARTBEAT_S = float(os.environ.get("CDI_HEARTBEAT_S", "5"))
+CDI_JOB_STALE_S = float(os.environ.get("CDI_JOB_STALE_S", "120"))
+CDI_SWEEP_INTERVAL_S = float(os.environ.get("CDI_SWEEP_INTERVAL_S", "60"))
+CDI_PROGRESS_INTERVAL_S = float(os.environ.get("CDI_PROGRESS_INTERVAL_S", "1"))
+CDI_CANCEL_POLL_S = float(os.environ.get("CDI_CANCEL_POLL_S", "1"))
+CDI_TIME_LIMITS_S = {
+    "simulate": 4 * 3600,
+    "train": 24 * 3600,
+    "finetune": 6 * 3600,
+    "predict": 1800,
+    "refine": 4 * 3600,
+    "phase": 8 * 3600,
+    "pipeline": 6 * 3600,
+    **json.loads(os.environ.get("CDI_TIME_LIMITS_S", "{}")),
+}
+# Redis redelivers an unacknowledged message after this long: longer than the longest job.
+CDI_VISIBILITY_TIMEOUT_S = int(
+    os.environ.get("CDI_VISIBILITY_TIMEOUT_S", str(int(max(CDI_TIME_LIMITS_S.values())) + 3600))
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "webapp": {"handlers": ["console"], "level": os.environ.get("CDI_LOG_LEVEL", "INFO")},
+        "workers": {"handlers": ["console"], "level": os.environ.get("CDI_LOG_LEVEL", "INFO")},
+    },
+}

@@ -22,6 +22,12 @@ Prepared data file::
     /entry_1/instrument_1/detector_1/mask   uint32 CXI mask (0x1 invalid where excluded)
     /entry_1/data_1/data                    soft link -> detector data
     /entry_1/process_1/provenance           JSON of every preparation step
+    /entry_1/process_1/metadata_extra       JSON of Metadata.extra
+    /entry_1/process_1/program, version     "reconstruction", its version (the "prepared" marker)
+
+Extra named arrays of a result file live in ``/entry_1/image_1/process_1/arrays/<name>``; the
+full provenance dict is the JSON attribute ``provenance_json`` of ``/entry_1``, and each of its
+scalar values is also an attribute of ``/entry_1``.
 """
 
 CXI_VERSION = 160
@@ -41,3 +47,9 @@ DETECTOR = f"{ENTRY}/instrument_1/detector_1"
 DETECTOR_DATA = f"{DETECTOR}/data"
 DETECTOR_MASK = f"{DETECTOR}/mask"
 PREPARED_PROVENANCE = f"{ENTRY}/process_1/provenance"
+PREPARED_PROCESS = f"{ENTRY}/process_1"
+PREPARED_METADATA_EXTRA = f"{ENTRY}/process_1/metadata_extra"
+EXTRA_ARRAYS = f"{PROCESS}/arrays"
+SAMPLE = f"{ENTRY}/sample_1"
+SOURCE = f"{ENTRY}/instrument_1/source_1"
+PROGRAM = "reconstruction"

@@ -33,6 +33,8 @@ class Provenance:
     dataset_path: str = ""  # path inside the file, when there is one
     steps: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    loaded_from: str = ""  # the file actually read, when it is not the source (a prepared file)
+    loaded_sha256: str = ""
 
     def add_step(self, name: str, **params: Any) -> None:
         """Record one processing step with its parameters (JSON-serialisable values)."""

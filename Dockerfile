@@ -1,0 +1,31 @@
+# One image for the web server and the workers: python:3.11-slim + the pinned requirements.
+# GPU hosts: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 (same torch version).
+FROM python:3.11-slim
+
+ARG TORCH_INDEX=""
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=webapp.settings \
+    MEDIA_ROOT=/data/media \
+    CDI_VAR_DIR=/data/var
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN if [ -n "$TORCH_INDEX" ]; then \
+        pip install --no-cache-dir --index-url "$TORCH_INDEX" "$(grep '^torch==' requirements.txt)"; \
+    fi \
+    && pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN mkdir -p /data/media /data/var \
+    && useradd --create-home --uid 1000 cdi \
+    && chown -R cdi /data \
+    && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v 0
+USER cdi
+
+EXPOSE 8000
+CMD ["gunicorn", "webapp.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "600"]

@@ -1,0 +1,147 @@
+"""Measure the result page of a 64³ job in Chromium: figure bytes sent and time to first render.
+
+Run: ``.venv/bin/python benchmarks/viewer_page_load.py [--repeat 5] [--shape 64] [--keep]``.
+
+It creates a private var folder (SQLite + media), a user in a group and a succeeded ``phase``
+job whose result.cxi holds a 64³ crystal (strained, so the phase varies) with 600-iteration
+error curves and a PRTF, starts ``manage.py runserver``, and opens the job page in headless
+Chromium (Debian's /usr/bin/chromium through Playwright) with a cold cache each time. Time is
+navigation start -> ``body[data-result-rendered]``, set by job.js once the isosurface, the slices,
+the diffraction slices, the error curve and the PRTF are drawn. The first load computes the
+figures (then cached on disk); later loads read the cache. Prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]  # fmt: skip
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seed(var: Path, shape: int) -> int:
+    """Create the database, a user 'bench' (password 'bench') and a succeeded job; return its id."""
+    env = dict(os.environ, CDI_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="webapp.settings")
+    subprocess.check_call([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env)
+    code = f"""
+import django, numpy as np
+django.setup()
+from django.contrib.auth import get_user_model
+from webapp.core.models import ResearchGroup, Job
+from reconstruction.io import ResultRecord, write_result
+from reconstruction.fourier import intensity_of
+n = {shape}
+z, y, x = np.mgrid[:n, :n, :n] - n // 2
+r = np.sqrt((x / 1.0) ** 2 + (y / 0.8) ** 2 + (z / 0.9) ** 2)
+amp = np.clip(n / 6 + 0.5 - r, 0, 1)
+phase = 1.5 * np.sin(2 * np.pi * x / (n / 2)) * np.cos(2 * np.pi * z / n)
+obj = (amp * np.exp(1j * phase)).astype(np.complex64)
+intensity = intensity_of(obj) * 1e9 / intensity_of(obj).sum()
+intensity = np.random.default_rng(0).poisson(intensity).astype(np.float32)
+curves = {{"chi2": np.logspace(0, -2.5, 600), "chi2_free": np.logspace(0, -2.2, 600)}}
+freq = np.linspace(0, 1, 32)
+record = ResultRecord(obj=obj, support=amp > 0.1, intensity=intensity, mask=np.zeros(obj.shape, bool),
+    algorithm="(ER**20,HIO**160,ER**20)**3", curves=curves, metrics={{"chi2": 0.003, "chi2_free": 0.006}},
+    arrays={{"prtf": np.exp(-freq / 0.5).astype(np.float32), "prtf_freq": freq.astype(np.float32)}})
+user = get_user_model().objects.create_user("bench", password="bench")
+group = ResearchGroup.objects.create(name="bench")
+group.members.add(user)
+job = Job.objects.create(group=group, owner=user, kind="phase", status="succeeded", progress=1.0,
+    params={{"algorithm": "ER**20,HIO**160,ER**20", "cycles": 3}}, metrics=record.metrics)
+job.result_dir.mkdir(parents=True, exist_ok=True)
+write_result(str(job.result_path), record)
+print(job.pk)
+"""
+    out = subprocess.run([PY, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def measure(base: str, job_id: int, repeat: int) -> dict:
+    """Open the job page ``repeat`` times with a fresh context; return timings and bytes."""
+    from playwright.sync_api import sync_playwright
+
+    results = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        for i in range(repeat):
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=username]", "bench")
+            page.fill("input[name=password]", "bench")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            sizes: dict[str, int] = {}
+
+            def on_response(response, sizes=sizes):  # noqa: ANN001
+                if "figures.json" in response.url:
+                    sizes["encoded"] = int(response.headers.get("content-length") or 0)
+                    sizes["decoded"] = len(response.body())
+
+            page.on("response", on_response)
+            page.goto(f"{base}/jobs/{job_id}/")
+            page.wait_for_selector("body[data-result-rendered='1']", timeout=60_000)
+            ms = float(page.get_attribute("body", "data-result-rendered-ms"))  # since navigation start
+            results.append({"run": i, "ms_to_rendered": round(ms, 1), **sizes})
+            if i == repeat - 1:
+                shots = ROOT / "test-artifacts"
+                shots.mkdir(exist_ok=True)
+                page.screenshot(path=str(shots / "bench_result_page.png"), full_page=True)
+            context.close()
+        browser.close()
+    return {"runs": results}
+
+
+def main() -> int:
+    """Seed, serve, measure, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--shape", type=int, default=64)
+    parser.add_argument("--keep", action="store_true", help="keep the var folder")
+    args = parser.parse_args()
+    var = Path(tempfile.mkdtemp(prefix="viewer-bench-"))
+    port = free_port()
+    server = None
+    try:
+        job_id = seed(var, args.shape)
+        env = dict(os.environ, CDI_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="webapp.settings", DJANGO_DEBUG="1")
+        server = subprocess.Popen([PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        summary = measure(f"http://127.0.0.1:{port}", job_id, args.repeat)
+        times = [r["ms_to_rendered"] for r in summary["runs"]]
+        summary.update(shape=args.shape, first_ms=times[0], median_warm_ms=sorted(times[1:])[len(times[1:]) // 2] if len(times) > 1 else None)
+        print(json.dumps(summary, indent=2))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        if not args.keep:
+            shutil.rmtree(var, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

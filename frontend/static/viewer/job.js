@@ -1,0 +1,189 @@
+/* Job page: poll status.json while the job runs (progress, stage, ETA, live error curve, log),
+ * then fetch figures.json once and draw the result viewer. Sets body[data-rendered] after the
+ * first status render and body[data-result-rendered] once every result figure is drawn. */
+"use strict";
+
+(() => {
+  const root = document.getElementById("job");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const POLL_MS = 1000;
+  let resultRequested = false;
+
+  function liveFigure(curves) {
+    const labels = { chi2: "χ²", chi2_free: "χ² free", llk: "log-likelihood", loss: "loss", val_loss: "validation loss" };
+    const data = Object.entries(curves || {})
+      .filter(([, ys]) => Array.isArray(ys) && ys.length)
+      .map(([name, ys]) => ({ type: "scatter", mode: "lines", name: labels[name] || name, x: ys.map((_, i) => i), y: ys }));
+    const positive = data.every((t) => t.y.every((v) => v === null || v > 0));
+    const layout = {
+      height: 300, margin: { l: 60, r: 10, t: 10, b: 40 }, legend: { orientation: "h", y: -0.25 },
+      xaxis: { title: { text: "progress report (decimated iterations)" } },
+      yaxis: { title: { text: "error (dimensionless)" }, type: positive && data.length ? "log" : "linear", exponentformat: "power" },
+      annotations: data.length ? [] : [{ text: "no error values reported yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }],
+      uirevision: "live",
+    };
+    return { data, layout };
+  }
+
+  function renderStatus(s) {
+    const badge = $("status-badge");
+    badge.textContent = s.status;
+    badge.className = `badge ${s.status}`;
+    root.dataset.status = s.status;
+    const pct = Math.round(100 * (s.progress || 0));
+    $("progress-fill").style.width = `${pct}%`;
+    $("progress-pct").textContent = `${pct} %`;
+    $("stage").textContent = s.stage || "—";
+    $("eta").textContent = s.finished ? (s.duration_s !== null ? `took ${CDI.formatSeconds(s.duration_s)}` : "")
+      : s.eta_s !== null ? `ETA ${CDI.formatSeconds(s.eta_s)}` : "";
+    $("latest-values").textContent = Object.entries(s.latest_values || {})
+      .slice(0, 6).map(([k, v]) => `${k} ${CDI.formatNumber(v)}`).join(" · ");
+    const log = $("log-tail");
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = s.log_tail || "";
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    const err = $("job-error");
+    err.hidden = !s.error_message;
+    err.textContent = s.error_message || "";
+    const cancel = $("cancel-button");
+    cancel.hidden = s.finished;
+    if (s.cancel_requested && !s.finished) { cancel.disabled = true; cancel.textContent = "Cancelling…"; }
+    const fig = liveFigure(s.curves);
+    Plotly.react("plot-live", fig.data, fig.layout, CDI.PLOT_CONFIG);
+    document.querySelectorAll(".download").forEach((a) => { a.hidden = !s.has_result; });
+    document.body.dataset.rendered = "1";
+  }
+
+  function drawObject(obj, isoUrl) {
+    const plots = [];
+    if (obj.isosurface) {
+      $("panel-iso").hidden = false;
+      plots.push(Plotly.newPlot("plot-iso", obj.isosurface.data, obj.isosurface.layout, CDI.PLOT_CONFIG));
+      const meta = obj.isosurface.meta;
+      $("iso-info").textContent = `${meta.n_vertices} vertices${meta.step_size > 1 ? `, step ${meta.step_size}` : ""}`;
+      const slider = $("iso-threshold");
+      const out = $("iso-threshold-value");
+      let timer = null;
+      slider.addEventListener("input", () => {
+        out.textContent = Number(slider.value).toFixed(2);
+        clearTimeout(timer);
+        timer = setTimeout(async () => {
+          $("iso-info").textContent = "computing…";
+          try {
+            const fig = await CDI.getJSON(`${isoUrl}?threshold=${slider.value}`);
+            await Plotly.react("plot-iso", fig.data, fig.layout, CDI.PLOT_CONFIG);
+            $("iso-info").textContent = `${fig.meta.n_vertices} vertices${fig.meta.step_size > 1 ? `, step ${fig.meta.step_size}` : ""}`;
+          } catch (e) { $("iso-info").textContent = e.message; }
+        }, 250);
+      });
+    }
+    $("panel-object").hidden = false;
+    if (obj.ndim === 3) {
+      const viewer = new CDI.SliceViewer($("plot-object"), obj.slices, [obj.amplitude, obj.phase],
+        { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
+      plots.push(viewer.draw());
+      CDI.makeSliders($("object-sliders"), { ranges: viewer.ranges(), values: viewer.global,
+        onInput: (a, v) => viewer.setIndex(a, v) });
+    } else {
+      plots.push(Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG));
+    }
+    return plots;
+  }
+
+  function drawDiffraction(d) {
+    $("panel-diffraction").hidden = false;
+    if (d.ndim !== 3) return [Plotly.newPlot("plot-diffraction", d.slices.data, d.slices.layout, CDI.PLOT_CONFIG)];
+    const vols = [d.measured].concat(d.calculated ? [d.calculated] : []);
+    const viewer = new CDI.SliceViewer($("plot-diffraction"), d.slices, vols,
+      { index: d.index, names: ["measured", "calculated"], binning: d.binning });
+    CDI.makeSliders($("diffraction-sliders"), { ranges: viewer.ranges(), values: viewer.global,
+      onInput: (a, v) => viewer.setIndex(a, v) });
+    return [viewer.draw()];
+  }
+
+  async function loadResult() {
+    if (resultRequested) return;
+    resultRequested = true;
+    const box = $("result");
+    const loading = box.querySelector(".loading");
+    let bundle;
+    try {
+      bundle = await (window.CDI_PREFETCH ? CDI.readJSON(await window.CDI_PREFETCH) : CDI.getJSON(root.dataset.figuresUrl));
+    } catch (e) {
+      box.hidden = false;
+      loading.textContent = `Could not load the result: ${e.message}`;
+      loading.className = "error";
+      return;
+    }
+    const plots = [];
+    if (bundle.loss) {
+      $("panel-loss").hidden = false;
+      plots.push(Plotly.newPlot("plot-loss", bundle.loss.data, bundle.loss.layout, CDI.PLOT_CONFIG));
+    }
+    const r = bundle.result;
+    if (r) {
+      box.hidden = false;
+      loading.remove();
+      plots.push(...drawObject(r.object, root.dataset.isoUrl));
+      if (r.diffraction) plots.push(...drawDiffraction(r.diffraction));
+      if (r.errors) {
+        $("panel-errors").hidden = false;
+        if (r.errors.data.length) {  // the full curves replace the live ones
+          $("panel-live").hidden = true;
+          $("panel-live").parentElement.classList.add("single");
+        }
+        plots.push(Plotly.newPlot("plot-errors", r.errors.data, r.errors.layout, CDI.PLOT_CONFIG));
+      }
+      if (r.prtf) {
+        $("panel-prtf").hidden = false;
+        plots.push(Plotly.newPlot("plot-prtf", r.prtf.data, r.prtf.layout, CDI.PLOT_CONFIG));
+      }
+      $("panel-metrics").hidden = false;
+      CDI.metricsRows($("metrics-table"), r.metrics);
+      $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
+    } else if (!bundle.loss) {
+      box.hidden = true;
+    }
+    await Promise.all(plots);
+    CDI.bindPngButtons();
+    document.body.dataset.resultRenderedMs = Math.round(performance.now());  // since navigation start
+    document.body.dataset.resultRendered = "1";
+  }
+
+  async function poll() {
+    let s;
+    try {
+      s = await CDI.getJSON(root.dataset.statusUrl);
+    } catch (e) {
+      $("stage").textContent = `status unavailable (${e.message}); retrying`;
+      setTimeout(poll, 3 * POLL_MS);
+      return;
+    }
+    renderStatus(s);
+    if (s.finished) {
+      if (s.status === "succeeded") loadResult();
+      else document.body.dataset.resultRendered = "none";
+    } else {
+      setTimeout(poll, POLL_MS);
+    }
+  }
+
+  $("cancel-button").addEventListener("click", async (ev) => {
+    const button = ev.currentTarget;
+    button.disabled = true;
+    button.textContent = "Cancelling…";
+    try {
+      await CDI.post(root.dataset.cancelUrl);
+    } catch (e) {
+      button.disabled = false;
+      button.textContent = "Cancel";
+      $("job-error").hidden = false;
+      $("job-error").textContent = `cancel failed: ${e.message}`;
+    }
+  });
+
+  CDI.bindPngButtons();
+  if (root.dataset.status === "succeeded") loadResult();  // start the figures at once, in parallel
+  poll();
+})();

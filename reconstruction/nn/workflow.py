@@ -1,0 +1,441 @@
+"""Workflows of the network (called by the CLI and the web app's Celery tasks).
+
+``train_model``, ``finetune_model``, ``predict_file``, ``refine_prediction_file``,
+``pipeline_file``; each returns a JSON-serialisable summary with at least ``out_path`` and
+``seconds``, reports progress and honours a cancel token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reconstruction.device import pick_device
+from reconstruction.errors import CheckpointError, ConfigError, InvalidDataError
+from reconstruction.io.types import DiffractionData
+from reconstruction.nn.augment import AugmentedPatterns
+from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint
+from reconstruction.nn.config import TrainRecipe, get_recipe
+from reconstruction.nn.model import PhaseNet
+from reconstruction.nn.predict import check_input_shape, optimise_on_pattern, predict_objects
+from reconstruction.nn.train import CachedItems, NetworkItems, evaluate, fit, setup_distributed
+from reconstruction.progress import ProgressCallback, ProgressEvent, check, report
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+# Seeds of simulated validation data are offset from training seeds by this much; held-out
+# benchmark data use ``HELD_OUT_SEED`` and above, never used in training.
+VALIDATION_SEED_OFFSET = 1_000_000
+HELD_OUT_SEED = 900_000_000
+
+
+def default_checkpoint_path(dims: int = 3) -> Path:
+    """Return the path of the shipped default model for ``dims`` (2 or 3); may not exist for 2D."""
+    if dims not in (2, 3):
+        raise ConfigError(f"dims must be 2 or 3, got {dims}")
+    return MODELS_DIR / f"default_{dims}d.pt"
+
+
+def _resolve_checkpoint(checkpoint_path: str | os.PathLike | None, dims: int = 3) -> Path:
+    path = Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(dims)
+    if checkpoint_path is None and not path.is_file():
+        raise CheckpointError(
+            f"no shipped default {dims}D model at {path}: train one with "
+            "`python -m reconstruction train --recipe default --out FILE` and pass --checkpoint"
+        )
+    return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Return the sha256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _simulated(recipe: TrainRecipe, n: int, seed: int) -> torch.utils.data.Dataset:
+    """Return ``reconstruction.simulate``'s dataset of ``n`` patterns for ``recipe``."""
+    from reconstruction.simulate import Recipe, SimulatedDataset
+
+    sim = Recipe(
+        kind=recipe.kind, shape=recipe.shape, dims=recipe.dims, photons=tuple(recipe.photons)
+    )
+    return SimulatedDataset(sim, n, seed)
+
+
+def _simulation_description(recipe: TrainRecipe) -> dict[str, Any]:
+    """The simulated-data recipe as stored in checkpoints."""
+    try:
+        from dataclasses import asdict
+
+        from reconstruction.simulate import Recipe
+
+        sim = Recipe(
+            kind=recipe.kind, shape=recipe.shape, dims=recipe.dims, photons=tuple(recipe.photons)
+        )
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(sim).items()}
+    except (ImportError, TypeError):
+        return {"kind": recipe.kind, "shape": recipe.shape, "dims": recipe.dims}
+
+
+def train_model(
+    out_path: str | os.PathLike,
+    *,
+    recipe: str | TrainRecipe = "default",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train a ``PhaseNet`` on simulated data and write the best checkpoint to ``out_path``.
+
+    ``recipe`` names an entry of ``reconstruction.nn.config.RECIPES`` ("default", "tiny",
+    "tiny2d") or is a ``TrainRecipe``; ``overrides`` replace recipe fields (e.g. ``epochs=2``,
+    ``minutes=30``, ``n_train=256``). The checkpoint is rewritten after every epoch that improves
+    the validation loss, so a usable model exists early. Under ``torchrun`` the run is
+    data-parallel (DDP; NCCL on GPUs, gloo on CPUs) and only rank 0 writes.
+
+    Returns {out_path, checkpoint_path, seconds, history, metrics, model_name, model_sha256,
+    n_parameters, recipe, stopped_because}.
+    """
+    start = time.monotonic()
+    rec = get_recipe(recipe, **overrides)
+    dev = pick_device(device)
+    info = setup_distributed(dev)
+    if info.active and dev.type == "cuda":
+        dev = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(dev)
+    torch.manual_seed(rec.seed)
+    model = PhaseNet(rec.model_config())
+    truths = rec.loss == "hybrid"
+
+    def sim_stage(stage: str, offset: float, width: float) -> ProgressCallback | None:
+        if progress is None or not info.is_main:
+            return None
+        return lambda e: report(progress, ProgressEvent(offset + width * e.fraction, stage, e.step, e.total))
+
+    train_base = NetworkItems(_simulated(rec, rec.n_train, rec.seed), truths=truths)
+    val_base = NetworkItems(
+        _simulated(rec, rec.n_val, rec.seed + VALIDATION_SEED_OFFSET), truths=truths
+    )
+    val_set = CachedItems(val_base, progress=sim_stage("simulate", 0.0, 0.0), cancel=cancel)
+    if rec.fresh_each_epoch:
+        train_set: torch.utils.data.Dataset = train_base
+    else:
+        train_set = CachedItems(train_base, progress=sim_stage("simulate", 0.0, 0.0), cancel=cancel)
+
+    def fresh(epoch: int) -> torch.utils.data.Dataset:
+        return NetworkItems(_simulated(rec, rec.n_train, rec.seed + epoch * rec.n_train), truths=truths)
+
+    name = f"{rec.name}-{rec.dims}d"
+    description = {**rec.to_dict(), "simulation": _simulation_description(rec)}
+
+    def on_epoch_end(epoch: int, history: dict[str, list[float]]) -> None:
+        if history["is_best"][-1]:
+            save_checkpoint(
+                out_path,
+                model,
+                name=name,
+                recipe=description,
+                history=history,
+                metrics={
+                    "best_val_loss": history["val_loss"][-1],
+                    "best_epoch": epoch,
+                    "epochs_run": epoch + 1,
+                    "seconds": history["seconds"][-1],
+                },
+            )
+
+    result = fit(
+        model,
+        train_set,
+        val_set,
+        recipe=rec,
+        device=dev,
+        progress=progress if info.is_main else None,
+        cancel=cancel,
+        on_epoch_end=on_epoch_end,
+        dist_info=info,
+        fresh_train_set=fresh if rec.fresh_each_epoch else None,
+    )
+    summary: dict[str, Any] = {
+        "out_path": str(Path(out_path).resolve()),
+        "checkpoint_path": str(Path(out_path).resolve()),
+        "seconds": time.monotonic() - start,
+        "history": {k: list(v) for k, v in result.history.items()},
+        "metrics": {
+            "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "steps": result.steps,
+        },
+        "stopped_because": result.stopped_because,
+        "n_parameters": model.n_parameters(),
+        "recipe": description,
+        "rank": info.rank,
+        "world_size": info.world_size,
+    }
+    if info.is_main:
+        # record the final history and metrics in the (best-weights) checkpoint
+        best, payload = load_checkpoint(out_path)
+        save_checkpoint(
+            out_path,
+            best,
+            name=name,
+            recipe=description,
+            history=result.history,
+            metrics={**summary["metrics"], "seconds": result.seconds,
+                     "stopped_because": result.stopped_because},
+        )
+        _, payload = load_checkpoint(out_path)
+        summary["model_name"] = payload["name"]
+        summary["model_sha256"] = payload["weights_sha256"]
+    report(progress, ProgressEvent(1.0, "done"))
+    return summary
+
+
+def _load_patterns(
+    pattern_paths: list[str | os.PathLike], model: PhaseNet
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Read prepared (or raw, prepared on the fly) patterns of the model's input shape."""
+    from reconstruction.io.workflow import load_prepared
+
+    if not pattern_paths:
+        raise InvalidDataError("fine-tuning needs at least one pattern file")
+    patterns, shas = [], []
+    for path in pattern_paths:
+        data: DiffractionData = load_prepared(path, shape=model.config.input_size)
+        check_input_shape(model, data.shape)
+        patterns.append((np.asarray(data.intensity, np.float32), np.asarray(data.mask, bool)))
+        shas.append(file_sha256(path))
+    return patterns, shas
+
+
+def finetune_model(
+    checkpoint_path: str | os.PathLike | None,
+    pattern_paths: list[str | os.PathLike],
+    out_path: str | os.PathLike,
+    *,
+    steps: int = 200,
+    lr: float = 1e-4,
+    batch_size: int = 4,
+    freeze_encoder: bool = False,
+    augment: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+) -> dict[str, Any]:
+    """Fine-tune a checkpoint (None = shipped default) on a few user patterns; write a new one.
+
+    The patterns (prepared files of the model's input shape, or raw files prepared on the fly)
+    are augmented with physically valid pattern transforms (``reconstruction.nn.augment``);
+    BatchNorm statistics stay those of the parent; ``freeze_encoder`` trains the decoders only.
+    The new checkpoint records its parent (name, weights sha256) and the sha256 of every pattern
+    file. ``val_loss`` is the physics loss on the un-augmented patterns.
+
+    Returns {out_path, checkpoint_path, seconds, history, metrics (loss_before, loss_after),
+    model_name, model_sha256, parent, patterns_sha256}.
+    """
+    start = time.monotonic()
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    dev = pick_device(device)
+    parent_path = _resolve_checkpoint(checkpoint_path)
+    model, parent = load_checkpoint(parent_path, device=dev)
+    patterns, shas = _load_patterns(pattern_paths, model)
+    cfg = model.config
+    steps_per_epoch = min(steps, 10)
+    epochs = math.ceil(steps / steps_per_epoch)
+    rec = TrainRecipe(
+        name="finetune",
+        dims=cfg.dims,
+        shape=cfg.input_size,
+        width=cfg.width,
+        depth=cfg.depth,
+        n_train=steps_per_epoch * batch_size,
+        n_val=len(patterns),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        threshold_start=0.1,
+        threshold_end=0.1,
+        threshold_ramp_epochs=0,
+        early_stop_patience=10**9,
+        seed=seed,
+    )
+    train_set = NetworkItems(
+        AugmentedPatterns(patterns, rec.n_train, seed=seed, augment=augment)
+    )
+    val_set = CachedItems(NetworkItems(AugmentedPatterns(patterns, len(patterns), augment=False)))
+    if freeze_encoder:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    loss_before = evaluate(model, val_set, recipe=rec, device=dev)
+    torch.manual_seed(seed)
+    result = fit(
+        model,
+        train_set,
+        val_set,
+        recipe=rec,
+        device=dev,
+        progress=progress,
+        cancel=cancel,
+        freeze_batchnorm=True,
+    )
+    for p in model.parameters():
+        p.requires_grad_(True)
+    parent_info = {"name": str(parent.get("name", "")), "weights_sha256": parent["weights_sha256"]}
+    name = f"{parent_info['name']}-finetuned"
+    description = {
+        **dict(parent.get("recipe", {})),
+        "finetune": {
+            "steps": result.steps,
+            "lr": lr,
+            "batch_size": batch_size,
+            "freeze_encoder": freeze_encoder,
+            "augment": augment,
+            "seed": seed,
+            "patterns": [os.fspath(p) for p in pattern_paths],
+        },
+    }
+    loss_after = result.history["val_loss"][-1]
+    metrics = {"loss_before": loss_before, "loss_after": loss_after, "steps": result.steps}
+    payload = save_checkpoint(
+        out_path,
+        model,
+        name=name,
+        recipe=description,
+        history=result.history,
+        metrics=metrics,
+        parent=parent_info,
+        patterns_sha256=shas,
+    )
+    report(progress, ProgressEvent(1.0, "done"))
+    return {
+        "out_path": str(Path(out_path).resolve()),
+        "checkpoint_path": str(Path(out_path).resolve()),
+        "seconds": time.monotonic() - start,
+        "history": {k: list(v) for k, v in result.history.items()},
+        "metrics": metrics,
+        "model_name": name,
+        "model_sha256": payload["weights_sha256"],
+        "parent": parent_info,
+        "patterns_sha256": shas,
+    }
+
+
+def predict_file(
+    input_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    device: str = "auto",
+    threshold: float = 0.1,
+    optimise_steps: int = 0,
+    optimise_lr: float = 1e-4,
+    from_scratch: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predict the object of one pattern file and write a result CXI.
+
+    The input is a prepared file (or a raw one, prepared on the fly to the model's shape). The
+    result holds amplitude * exp(i phase) in the input box (centred), the support (``threshold``
+    of the maximum amplitude), timings, and the prediction's own chi2 / chi2_free against the
+    data (``reconstruction.metrics.fourier_errors``: the user's trust indicator).
+    ``optimise_steps`` > 0 first optimises the weights on this very pattern (unsupervised
+    transfer), from the checkpoint or, with ``from_scratch``, from random weights.
+
+    Returns {out_path, seconds, metrics, curves, timings, model_name, model_sha256, algorithm}.
+    """
+    from reconstruction.io import write_result
+    from reconstruction.io.types import ResultRecord
+    from reconstruction.io.workflow import load_prepared
+    from reconstruction.metrics import fourier_errors, free_pixel_mask
+
+    start = time.monotonic()
+    dev = pick_device(device)
+    report(progress, ProgressEvent(0.0, "load"))
+    path = _resolve_checkpoint(checkpoint_path)
+    model, payload = load_checkpoint(path, device=dev)
+    data = load_prepared(input_path, shape=model.config.input_size)
+    check_input_shape(model, data.shape)
+    check(cancel)
+    intensity = np.asarray(data.intensity, np.float32)
+    mask = np.asarray(data.mask, bool)
+    curves: dict[str, list[float]] = {}
+    timings: dict[str, float] = {"load": time.monotonic() - start}
+    if optimise_steps > 0:
+        t0 = time.monotonic()
+        model, info = optimise_on_pattern(
+            model, intensity, mask, steps=optimise_steps, lr=optimise_lr,
+            from_scratch=from_scratch, device=dev, progress=progress, cancel=cancel,
+        )
+        curves["optimise_loss"] = info["loss"]
+        timings["optimise"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    obj, support = predict_objects(model, intensity, mask, threshold=threshold, device=dev)
+    timings["predict"] = time.monotonic() - t0
+    obj, support = obj[0], support[0]
+    free = free_pixel_mask(mask, fraction=0.05, seed=0)
+    errors = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+    metrics = {k: float(v) for k, v in errors.items() if np.isscalar(v)}
+    curves["chi2"] = [metrics.get("chi2", float("nan"))]
+    curves["chi2_free"] = [metrics.get("chi2_free", float("nan"))]
+    timings["total"] = time.monotonic() - start
+    algorithm = f"PhaseNet[{payload['name']}]"
+    if optimise_steps > 0:
+        algorithm += f"+optimise**{optimise_steps}" + ("(scratch)" if from_scratch else "")
+    config = {
+        "checkpoint_path": str(path),
+        "threshold": threshold,
+        "optimise_steps": optimise_steps,
+        "optimise_lr": optimise_lr,
+        "from_scratch": from_scratch,
+        "device": str(dev),
+    }
+    prov = {
+        "model_name": payload["name"],
+        "model_sha256": payload["weights_sha256"],
+        "input_path": os.fspath(input_path),
+        "input_sha256": file_sha256(input_path),
+        **(provenance or {}),
+    }
+    write_result(
+        out_path,
+        ResultRecord(
+            obj=obj,
+            support=support,
+            intensity=intensity,
+            mask=mask,
+            algorithm=algorithm,
+            config=config,
+            curves={k: np.asarray(v, np.float64) for k, v in curves.items()},
+            metrics=metrics,
+            timings=timings,
+            command=f"predict {os.fspath(input_path)}",
+            provenance=prov,
+            arrays={"amplitude_predicted": np.abs(obj).astype(np.float32)},
+        ),
+    )
+    report(progress, ProgressEvent(1.0, "done", values={"chi2": metrics.get("chi2", float("nan"))}))
+    return {
+        "out_path": str(Path(out_path).resolve()),
+        "seconds": time.monotonic() - start,
+        "metrics": metrics,
+        "curves": curves,
+        "timings": timings,
+        "algorithm": algorithm,
+        "model_name": payload["name"],
+        "model_sha256": payload["weights_sha256"],
+    }

@@ -1,0 +1,69 @@
+"""Estimate the linear oversampling ratio per axis from the autocorrelation of the object.
+
+The inverse Fourier transform of the intensity is the autocorrelation of the object, whose
+extent is twice the object's. With a box of N pixels, oversampling = N / object extent
+= 2 N / (autocorrelation extent + 1) per axis (>= 2 is needed to phase; ~3 is comfortable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+
+
+def fill_masked(intensity: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Return a copy where each masked pixel takes the value of the nearest unmasked pixel."""
+    values = np.asarray(intensity, dtype=np.float32)
+    if mask is None or not mask.any() or mask.all():
+        return values.copy()
+    index = scipy.ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    return values[tuple(index)]
+
+
+def autocorrelation(intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Return |IFFT(I)|, centred (zero lag at index N // 2); float32.
+
+    Masked pixels (e.g. a beamstop) take the value of their nearest unmasked neighbour, so that
+    a hole in the bright centre does not spread the autocorrelation.
+    """
+    values = fill_masked(intensity, mask)
+    values = values.astype(np.complex64)
+    axes = tuple(range(values.ndim))
+    field = scipy.fft.ifftn(scipy.fft.ifftshift(values, axes=axes), workers=2, overwrite_x=True)
+    return np.abs(scipy.fft.fftshift(field, axes=axes)).astype(np.float32)
+
+
+def estimate_oversampling(
+    intensity: np.ndarray, mask: np.ndarray | None = None, *, threshold: float = 0.02
+) -> tuple[float, ...]:
+    """Return the estimated linear oversampling ratio along each axis.
+
+    Parameters
+    ----------
+    intensity : (Z, Y, X) or (Y, X) float, counts, zero frequency anywhere
+    mask : same shape, bool, True = excluded; or None
+    threshold : fraction of the autocorrelation maximum that bounds its support
+
+    The support extent along an axis is the contiguous run, through the zero lag, of the
+    autocorrelation's maximum over the other axes above ``threshold``.
+    """
+    auto = autocorrelation(intensity, mask)
+    top = float(auto.max())
+    if top <= 0:
+        return tuple(float("nan") for _ in auto.shape)
+    out = []
+    for axis, n in enumerate(auto.shape):
+        others = tuple(a for a in range(auto.ndim) if a != axis)
+        profile = auto.max(axis=others) / top if others else auto / top
+        centre = n // 2
+        above = profile >= threshold
+        lo = centre
+        while lo - 1 >= 0 and above[lo - 1]:
+            lo -= 1
+        hi = centre
+        while hi + 1 < n and above[hi + 1]:
+            hi += 1
+        extent = hi - lo + 1
+        out.append(round(2.0 * n / (extent + 1), 3))
+    return tuple(out)

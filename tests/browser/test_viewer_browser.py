@@ -1,0 +1,190 @@
+"""The pages in a real Chromium (Debian's, through Playwright) against a live server, a real
+Redis and a real Celery worker: upload, pipeline to 100 %, result viewer, compare, cancel, 404.
+
+Screenshots go to ``test-artifacts/`` (git-ignored). Skipped when /usr/bin/chromium or the
+library workflows the jobs need are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import small_pattern
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (never downloaded: Debian's binary or skip)."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                              headless=True, args=CHROMIUM_ARGS)  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """``open_page(user, password)``: a 1280×800 page signed in through the login form."""
+    contexts = []
+    blocked: list[str] = []
+
+    def _open(username: str, password: str):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        # Nothing may come from the internet: record (and abort) any request off the live server.
+        page.route(re.compile(r"^(?!" + re.escape(live_server.url) + ").*"),
+                   lambda route: (blocked.append(route.request.url), route.abort()))  # fmt: skip
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+    assert not [u for u in blocked if not u.startswith("data:")], f"pages loaded from outside: {blocked}"
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot under test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def write_cxi_pattern(path: Path, n: int = 64) -> Path:
+    """A small simulated Bragg pattern written as a CXI file by the library."""
+    from reconstruction.io import DiffractionData, write_prepared
+
+    intensity = small_pattern(n, photons=1e9)
+    write_prepared(str(path), DiffractionData(intensity=intensity, mask=np.zeros(intensity.shape, bool)))
+    return path
+
+
+def needs(*modules: str) -> None:
+    """Skip unless the library workflows a job kind calls are importable."""
+    for module in modules:
+        pytest.importorskip(module, reason=f"{module} is not there yet")
+
+
+def wait_finished(page, *, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
+    """Wait until the job page shows a finished status; return it."""
+    page.wait_for_function(
+        "() => ['succeeded', 'failed', 'cancelled'].includes(document.getElementById('job').dataset.status)",
+        timeout=timeout_ms,
+    )
+    return page.get_attribute("#job", "data-status")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_member_uploads_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, live_server, cast, celery_worker, tmp_path):
+    needs("reconstruction.io.workflow", "reconstruction.nn.workflow", "reconstruction.phasing.workflow")
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/datasets/upload/")
+    page.set_input_files("#file-input", str(write_cxi_pattern(tmp_path / "crystal.cxi")))
+    page.wait_for_url(re.compile(r".*/datasets/\d+/$"), timeout=30_000)
+    page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
+    assert page.locator("#plot-3d canvas").count() > 0  # 3D view of the intensity
+    assert page.locator("#slices-sliders input[type=range]").count() == 3
+    shot(page, "dataset_page")
+
+    page.click("a.button:text('pipeline')")
+    page.wait_for_url(re.compile(r".*/jobs/new/.*kind=pipeline.*"))
+    page.select_option("#preset", "quick")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/$"))
+    status = wait_finished(page)
+    assert status == "succeeded", page.inner_text("#job-error")
+    assert page.inner_text("#progress-pct") == "100 %"
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.locator("#plot-iso canvas").count() > 0  # WebGL isosurface
+    assert page.locator("#plot-object .heatmaplayer image, #plot-object .hm image").count() >= 6
+    assert page.locator("#plot-errors .scatterlayer .trace").count() >= 1
+    assert page.locator("#plot-diffraction .heatmaplayer image, #plot-diffraction .hm image").count() >= 6
+    # one slider moves the slices; the title follows
+    slider = page.locator("#object-sliders input[type=range]").first
+    slider.fill(str(int(slider.get_attribute("min")) + 1))
+    page.wait_for_function("() => document.querySelector('#plot-object').textContent.includes('amplitude, z = ')")
+    shot(page, "job_result_page")
+
+    page.click("#compare-link")
+    page.wait_for_url(re.compile(r".*/compare/\?jobs=.*"))
+    page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
+    assert page.locator(".compare-col").count() >= 2
+    assert page.locator(".compare-col canvas").count() >= 2
+    assert page.locator("#compare-sliders input[type=range]").count() == 3
+    shot(page, "compare_page")
+
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert page.locator("#jobs-table tbody tr .badge.succeeded").count() >= 1
+    shot(page, "dashboard")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_member_cancels_a_running_job_from_its_page(open_page, live_server, cast, celery_worker, tmp_path):
+    needs("reconstruction.io.workflow", "reconstruction.phasing.workflow")
+    from webapp.core.models import Dataset
+
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/datasets/upload/")
+    page.set_input_files("#file-input", str(write_cxi_pattern(tmp_path / "long.cxi")))
+    page.wait_for_url(re.compile(r".*/datasets/\d+/$"), timeout=30_000)
+    dataset = Dataset.objects.latest("created")
+    page.goto(f"{live_server.url}/jobs/new/?kind=phase&dataset={dataset.pk}")
+    page.fill("input[name=algorithm]", "HIO**100000")
+    page.fill("input[name=cycles]", "10")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/$"))
+    page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
+    page.click("#cancel-button")
+    assert wait_finished(page, timeout_ms=30_000) == "cancelled"
+    assert page.locator("#cancel-button").is_hidden()
+    shot(page, "job_cancelled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outsider_sees_404_for_another_groups_job_and_dataset(open_page, live_server, cast, records):
+    page = open_page("outsider", "pw-outsider")
+    for url in (f"/jobs/{records.job.pk}/", f"/datasets/{records.dataset.pk}/", f"/compare/?jobs={records.job.pk}"):
+        response = page.goto(f"{live_server.url}{url}")
+        assert response.status == 404, url
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert page.locator("#jobs-table tbody tr[data-job]").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_page, live_server, cast, records):
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    text = page.inner_text("#result")
+    for label in ("phase (rad)", "amplitude (rel.)", "log10(1 + photons)", "iteration"):
+        assert label in text, label
+    # the threshold slider recomputes the isosurface on the server
+    page.locator("#iso-threshold").fill("0.6")
+    page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.60 of max')")
+    shot(page, "fixture_result_page")

@@ -1,0 +1,199 @@
+"""The network, its physics layer, checkpoints, augmentation and a few training steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reconstruction.errors import CheckpointError, ConfigError
+from reconstruction.fourier import farfield
+from reconstruction.nn.augment import (
+    AugmentedPatterns,
+    augment_pattern,
+    centred_flip,
+    centred_rot90,
+)
+from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
+from reconstruction.nn.config import ModelConfig, get_recipe
+from reconstruction.nn.model import PhaseNet
+from reconstruction.nn.physics import (
+    amplitude_loss,
+    assemble_object,
+    farfield_amplitude,
+    network_input,
+    pad_to_box,
+)
+from reconstruction.nn.testing import EllipsoidPatterns, ellipsoid_object
+from reconstruction.nn.train import CachedItems, NetworkItems, evaluate, fit
+
+TINY = ModelConfig(dims=3, input_size=16, output_size=8, width=2, depth=2)
+
+
+def test_both_decoders_return_the_half_box_and_padding_fills_the_input_box():
+    model = PhaseNet(TINY)
+    amp, phase = model(torch.rand(2, 1, 16, 16, 16))
+    assert amp.shape == phase.shape == (2, 1, 8, 8, 8)
+    assert float(amp.min()) >= 0.0 and float(amp.max()) <= 1.0
+    assert float(phase.abs().max()) <= np.pi
+    obj = assemble_object(amp, phase, box=16, soft_width=None, threshold=0.0)
+    assert obj.shape == (2, 1, 16, 16, 16) and obj.dtype == torch.complex64
+    # the zero padding is the support: nothing outside the central 8^3 (indices 4..11)
+    outside = obj.abs().clone()
+    outside[..., 4:12, 4:12, 4:12] = 0
+    assert float(outside.max()) == 0.0
+    assert float(obj[..., 4:12, 4:12, 4:12].abs().min()) > 0.0
+
+
+def test_padding_keeps_the_centre_index_on_the_centre():
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 4, 4] = 1.0
+    assert pad_to_box(x, 16)[0, 0, 8, 8] == 1.0
+
+
+def test_the_2d_variant_runs_and_predicts_2d_objects():
+    model = PhaseNet(ModelConfig(dims=2, input_size=32, output_size=16, width=2, depth=2))
+    amp, phase = model(torch.rand(3, 1, 32, 32))
+    assert amp.shape == phase.shape == (3, 1, 16, 16)
+
+
+def test_config_refuses_an_output_that_is_not_half_the_input():
+    with pytest.raises(ConfigError):
+        ModelConfig(input_size=64, output_size=40)
+
+
+def test_loss_is_zero_for_the_exact_object_and_positive_otherwise():
+    obj, intensity = ellipsoid_object(16, seed=1)
+    measured = torch.sqrt(torch.from_numpy(intensity))[None, None]
+    exact = torch.from_numpy(np.abs(farfield(obj)).astype(np.float32))[None, None]
+    assert float(amplitude_loss(exact * 37.0, measured)[0]) < 1e-5  # any scale
+    t = torch.from_numpy(obj)[None, None]
+    assert float(amplitude_loss(farfield_amplitude(t), measured)[0]) < 1e-3
+    without_phase = np.abs(farfield(np.abs(obj))).astype(np.float32)
+    wrong = torch.from_numpy(without_phase)[None, None]
+    assert float(amplitude_loss(wrong, measured)[0]) > 0.01
+    for kind in ("mae", "chi2_pearson"):
+        assert float(amplitude_loss(exact, measured, kind=kind)[0]) < 1e-5
+        assert float(amplitude_loss(exact.flip(-1) + 1.0, measured, kind=kind)[0]) > 1e-3
+
+
+def test_masked_pixels_do_not_contribute_to_the_loss():
+    rng = np.random.default_rng(0)
+    calc = torch.from_numpy(rng.random((1, 1, 16, 16, 16)).astype(np.float32))
+    measured = torch.from_numpy(rng.random((1, 1, 16, 16, 16)).astype(np.float32))
+    mask = torch.from_numpy(rng.random((1, 1, 16, 16, 16)) < 0.2)
+    changed = measured.clone()
+    changed[mask] = 1e6
+    for kind in ("mae", "chi2_pearson"):
+        a = amplitude_loss(calc, measured, mask, kind=kind)
+        b = amplitude_loss(calc, changed, mask, kind=kind)
+        assert torch.allclose(a, b, rtol=1e-6)
+        assert not torch.allclose(a, amplitude_loss(calc, changed, None, kind=kind))
+
+
+def test_network_input_is_the_masked_amplitude_divided_by_its_maximum():
+    intensity = torch.tensor([[[4.0, 16.0, 100.0]]])[None]
+    mask = torch.tensor([[[False, False, True]]])[None]
+    x = network_input(intensity, mask)
+    assert torch.allclose(x, torch.tensor([[[[0.5, 1.0, 0.0]]]]))
+
+
+def test_centred_flip_and_rotation_keep_the_zero_frequency_in_place():
+    x = np.zeros((8, 8, 8))
+    x[4, 4, 4] = 1.0
+    x[5, 4, 4] = 2.0
+    f = centred_flip(x, 0)
+    assert f[4, 4, 4] == 1.0 and f[3, 4, 4] == 2.0
+    r = centred_rot90(x, (0, 1))
+    assert r[4, 4, 4] == 1.0 and np.count_nonzero(r == 2.0) == 1
+    assert np.argwhere(r == 2.0)[0].tolist() in ([4, 3, 4], [4, 5, 4])
+
+
+def test_flipped_pattern_is_the_pattern_of_the_flipped_object():
+    obj, intensity = ellipsoid_object(16, seed=3)
+    flipped_obj = centred_flip(obj, 1)
+    expected = np.abs(farfield(flipped_obj)) ** 2
+    expected = expected / expected.sum() * 1e6
+    assert np.allclose(centred_flip(intensity, 1), expected, rtol=1e-3, atol=1e-2)
+
+
+def test_augmented_patterns_keep_shape_masking_and_determinism():
+    _, intensity = ellipsoid_object(16, seed=4)
+    mask = np.zeros_like(intensity, bool)
+    mask[0] = True
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        i2, m2 = augment_pattern(intensity, mask, rng)
+        assert i2.shape == intensity.shape and m2.shape == mask.shape
+        assert np.all(i2[m2] == 0) and np.all(i2 >= 0)
+    data = AugmentedPatterns([(intensity, mask)], 4, seed=7)
+    assert torch.equal(data[2]["intensity"], data[2]["intensity"])
+    assert data[2]["intensity"].shape == (1, 16, 16, 16)
+
+
+def test_checkpoint_round_trip_keeps_weights_and_description(tmp_path):
+    model = PhaseNet(TINY)
+    path = tmp_path / "m.pt"
+    saved = save_checkpoint(path, model, name="tiny", recipe={"kind": "ellipsoids"},
+                            history={"train_loss": [1.0, 0.5]}, metrics={"best_val_loss": 0.5})
+    loaded, payload = load_checkpoint(path)
+    assert payload["weights_sha256"] == saved["weights_sha256"]
+    assert payload["config"] == TINY.to_dict() and payload["recipe"] == {"kind": "ellipsoids"}
+    assert payload["history"]["train_loss"] == [1.0, 0.5] and payload["code_version"]
+    assert weights_sha256(loaded.state_dict()) == saved["weights_sha256"]
+    x = torch.rand(2, 1, 16, 16, 16)
+    model.eval()
+    assert torch.equal(model(x)[0], loaded(x)[0])
+
+
+def test_every_bad_checkpoint_raises_a_clear_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a model checkpoint"):
+        load_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a model checkpoint"):
+        load_checkpoint(other)
+    good = tmp_path / "good.pt"
+    payload = save_checkpoint(good, PhaseNet(TINY), name="tiny")
+    tampered = dict(payload)
+    tampered["state_dict"] = {k: v.clone() for k, v in payload["state_dict"].items()}
+    next(iter(tampered["state_dict"].values())).add_(1.0)
+    torch.save(tampered, tmp_path / "tampered.pt")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "tampered.pt")
+    newer = dict(payload, config={**payload["config"], "attention_heads": 4})
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match="incompatible model config"):
+        load_checkpoint(tmp_path / "newer.pt")
+    mismatch = dict(payload, config={**payload["config"], "width": 3})
+    torch.save(mismatch, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="2D model was asked"):
+        load_checkpoint(good, dims=2)
+
+
+def test_a_few_training_steps_decrease_the_loss():
+    torch.manual_seed(0)
+    recipe = get_recipe("tiny", width=4, epochs=12, n_train=8, batch_size=4, lr=3e-3,
+                        threshold_ramp_epochs=0)
+    model = PhaseNet(recipe.model_config())
+    data = CachedItems(NetworkItems(EllipsoidPatterns(8, 16, seed=0)))
+    before = evaluate(model, data, recipe=recipe, device=torch.device("cpu"))
+    result = fit(model, data, None, recipe=recipe, device=torch.device("cpu"))
+    after = evaluate(model, data, recipe=recipe, device=torch.device("cpu"))
+    assert result.steps == 24
+    assert after < 0.8 * before, (before, after, result.history["train_loss"])
+
+
+def test_hybrid_loss_trains_with_truths():
+    recipe = get_recipe("tiny", loss="hybrid", epochs=1, n_train=4)
+    model = PhaseNet(recipe.model_config())
+    data = NetworkItems(EllipsoidPatterns(4, 16), truths=True)
+    assert "amplitude" in data[0]
+    result = fit(model, data, None, recipe=recipe, device=torch.device("cpu"))
+    assert np.isfinite(result.history["train_loss"][0])

@@ -1,0 +1,151 @@
+"""Preprocessing against analytic truth: peak, oversampling, masked binning, centred preparation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reconstruction.errors import ConfigError, NotAVolumeError
+from reconstruction.fourier import intensity_of
+from reconstruction.io.types import DiffractionData
+from reconstruction.preprocess import (
+    bin_factors,
+    bin_masked,
+    crop_pad,
+    estimate_oversampling,
+    find_peak,
+    prepare,
+)
+
+
+def _box(n, width, ndim=3):
+    obj = np.zeros((n,) * ndim)
+    c = n // 2
+    obj[tuple(slice(c - width // 2, c - width // 2 + width) for _ in range(ndim))] = 1.0
+    return obj
+
+
+def test_find_peak_returns_the_brightest_unmasked_pixel_or_the_centre_of_mass():
+    intensity = np.zeros((20, 20))
+    intensity[5, 7] = 100  # a hot pixel, masked
+    intensity[12, 9] = 10
+    intensity[12, 10] = 10
+    intensity[11, 9] = 5
+    mask = np.zeros_like(intensity, bool)
+    mask[5, 7] = True
+    assert find_peak(intensity, mask) == (12, 9)
+    assert find_peak(intensity, mask, method="com") == (12, 9)
+    with pytest.raises(ConfigError):
+        find_peak(intensity, mask, method="median")
+
+
+@pytest.mark.parametrize("width", [8, 12, 16])
+def test_oversampling_of_a_box_is_exactly_box_size_over_object_size(width):
+    assert estimate_oversampling(intensity_of(_box(64, width))) == pytest.approx(
+        (64 / width,) * 3, rel=1e-3
+    )
+
+
+def test_oversampling_of_a_ball_is_within_15_percent(ball_object):
+    for diameter in (10, 16):
+        estimate = estimate_oversampling(intensity_of(ball_object(64, diameter, 3)))
+        assert estimate == pytest.approx((64 / diameter,) * 3, rel=0.15)
+
+
+def test_oversampling_differs_per_axis_for_an_anisotropic_object():
+    obj = np.zeros((48, 48))
+    obj[20:28, 18:30] = 1.0  # 8 x 12 pixels
+    assert estimate_oversampling(intensity_of(obj)) == pytest.approx((6.0, 4.0))
+
+
+def test_a_masked_beamstop_moves_the_estimate_only_to_the_safe_lower_side(ball_object):
+    intensity = intensity_of(ball_object(64, 16, 2))
+    mask = np.zeros(intensity.shape, bool)
+    mask[30:35, 30:35] = True
+    free = estimate_oversampling(intensity)
+    with_stop = estimate_oversampling(np.where(mask, 0, intensity), mask)
+    assert all(0.85 * f <= w <= f for w, f in zip(with_stop, free))
+
+
+def test_masked_binning_sums_rescales_and_masks_only_fully_masked_bins():
+    intensity = np.arange(16, dtype=np.float32).reshape(4, 4)
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = True  # one of four masked: value rescaled by 4/3
+    mask[2:4, 2:4] = True  # all four masked
+    binned, binned_mask = bin_masked(intensity, mask, (2, 2))
+    assert binned[0, 0] == pytest.approx((1 + 4 + 5) * 4 / 3)
+    assert binned[0, 1] == 2 + 3 + 6 + 7
+    assert binned_mask.tolist() == [[False, False], [False, True]] and binned[1, 1] == 0
+
+
+def test_crop_pad_masks_pixels_outside_the_measured_area():
+    intensity = np.ones((4, 4), np.float32)
+    _, out_mask, padded = crop_pad(intensity, np.zeros((4, 4), bool), start=(-2, 1), shape=(6, 6))
+    assert padded == 36 - 4 * 3
+    assert out_mask[:2].all() and out_mask[:, 3:].all() and not out_mask[2:, :3].any()
+
+
+def test_bin_factor_is_floor_of_oversampling_over_target_and_at_least_one():
+    assert bin_factors((6.7, 5.2, 2.0, float("nan")), (3.0, 3.0, 3.0, 3.0)) == (2, 1, 1, 1)
+
+
+def test_prepare_centres_the_peak_and_bins_an_oversampled_volume(ball_object):
+    obj = np.roll(ball_object(48, 8, 3), (3, -2, 1), axis=(0, 1, 2))  # oversampling 6
+    intensity = intensity_of(obj) * 1e6
+    intensity = np.roll(intensity, (5, -4, 2), axis=(0, 1, 2))  # peak off-centre
+    data = DiffractionData(
+        intensity=intensity.astype(np.float32), mask=np.zeros(intensity.shape, bool)
+    )
+    out = prepare(data, shape=16, oversampling=3.0)
+    assert out.shape == (16, 16, 16)
+    assert np.unravel_index(np.argmax(out.intensity), out.shape) == (8, 8, 8)
+    assert out.metadata.extra["bin_factors"] == [2, 2, 2]
+    assert out.metadata.extra["oversampling_before"] == pytest.approx([6.0] * 3, rel=0.15)
+    assert out.metadata.extra["oversampling_after"] == pytest.approx([3.0] * 3, rel=0.2)
+    assert out.metadata.extra["peak_position"] == [29, 20, 26]
+    steps = [s["step"] for s in out.provenance.steps]
+    assert steps == [
+        "find_peak",
+        "estimate_oversampling",
+        "crop_centred",
+        "bin",
+        "estimate_oversampling",
+        "prepare",
+    ]
+    start = out.provenance.steps[2]["start"]
+    box = intensity[tuple(slice(a, a + 32) for a in start)]
+    assert out.intensity.sum() == pytest.approx(box.sum(), rel=1e-5)  # binning conserves counts
+
+
+def test_prepare_keeps_a_well_sampled_pattern_unbinned_and_pads_with_masked_pixels(tiny_pattern):
+    out = prepare(tiny_pattern, shape=48)
+    assert out.shape == (48, 48) and out.metadata.extra["bin_factors"] == [1, 1]
+    assert np.unravel_index(np.argmax(out.intensity), out.shape) == (24, 24)
+    assert out.mask.sum() == 48 * 48 - 32 * 32
+
+
+def test_prepare_updates_pixel_sizes_and_rocking_angles(tiny_volume):
+    out = prepare(tiny_volume, shape=8, oversampling=2.0)  # oversampling 4 -> bin 2
+    assert out.metadata.extra["bin_factors"] == [2, 2, 2]
+    assert out.metadata.x_pixel_size_m == pytest.approx(110e-6)
+    angles = tiny_volume.metadata.rocking_angles_deg
+    step = angles[1] - angles[0]
+    assert len(out.metadata.rocking_angles_deg) == 8
+    np.testing.assert_allclose(np.diff(out.metadata.rocking_angles_deg), 2 * step)
+    assert tiny_volume.metadata.x_pixel_size_m == 55e-6  # the input is not modified
+
+
+def test_threshold_zeroes_counts_below_it(tiny_volume):
+    out = prepare(tiny_volume, shape=24, threshold=5.0)
+    assert out.intensity[(out.intensity > 0)].min() >= 5.0
+    assert out.provenance.steps[0]["step"] == "threshold"
+
+
+def test_prepare_refuses_frame_stacks_and_bad_options(tiny_volume):
+    with pytest.raises(ConfigError):
+        prepare(tiny_volume, shape=(16, 16))
+    with pytest.raises(ConfigError):
+        prepare(tiny_volume, oversampling=0)
+    tiny_volume.metadata.extra["frame_stack"] = "translations"
+    with pytest.raises(NotAVolumeError):
+        prepare(tiny_volume)

@@ -1,0 +1,168 @@
+"""Job submission, parameter schemas, presets, cancel and re-run through the JSON API."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from webapp.core.models import Job
+from webapp.core.schemas import JOB_KINDS, PARAM_SPECS, PRESETS, validate_params
+
+
+def _post(client, url, body=None):
+    return client.post(url, body or {}, content_type="application/json")
+
+
+def test_every_kind_validates_its_defaults_and_every_preset():
+    for kind in JOB_KINDS:
+        defaults = validate_params(kind, {})
+        assert set(defaults) == {spec.name for spec in PARAM_SPECS[kind]}
+        for preset in PRESETS[kind]:
+            params = validate_params(kind, {}, preset=preset)
+            assert set(params) == set(defaults)
+
+
+def test_bad_parameters_are_listed_by_name():
+    with pytest.raises(ValidationError) as info:
+        validate_params("phase", {"cycles": 0, "runs": "many", "colour": "blue"})
+    errors = info.value.message_dict
+    assert set(errors) == {"cycles", "runs", "colour"}
+    assert "≥ 1" in errors["cycles"][0]
+
+
+def test_string_numbers_from_forms_are_coerced():
+    params = validate_params("phase", {"cycles": "5", "runs": "4", "keep": "2"})
+    assert (params["cycles"], params["runs"], params["keep"]) == (5, 4, 2)
+    assert validate_params("simulate", {"cxi": "on", "shape": "32"})["cxi"] is True
+
+
+def test_submitting_a_phase_job_fills_defaults_and_preset(cast, records):
+    client = cast.api(cast.member)
+    body = {"kind": "phase", "dataset": records.dataset.pk, "preset": "quick", "params": {"seed": 7}}
+    response = _post(client, "/api/jobs", body)
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["status"] == "queued" and job["group"] == cast.alpha.pk
+    assert job["params"] == {**validate_params("phase", {}), **PRESETS["phase"]["quick"], "seed": 7}
+
+
+def test_submitting_with_a_bad_parameter_gives_400_naming_it(cast, records):
+    body = {"kind": "phase", "dataset": records.dataset.pk, "params": {"cycles": -1}}
+    response = _post(cast.api(cast.owner), "/api/jobs", body)
+    assert response.status_code == 400
+    assert "cycles" in response.json()["detail"]
+
+
+def test_a_job_that_needs_data_is_refused_without_a_dataset(cast):
+    response = _post(cast.api(cast.owner), "/api/jobs", {"kind": "pipeline"})
+    assert response.status_code == 400
+    assert "dataset" in response.json()["detail"]
+
+
+def test_an_unknown_kind_is_refused(cast):
+    response = _post(cast.api(cast.owner), "/api/jobs", {"kind": "magic", "group": cast.alpha.pk})
+    assert response.status_code == 400 and "magic" in str(response.json()["detail"])
+
+
+def test_refine_needs_a_finished_parent_and_records_the_lineage(cast, records):
+    client = cast.api(cast.owner)
+    body = {"kind": "refine", "parent": records.job.pk, "dataset": records.dataset.pk, "params": {"algorithm": "ER**5"}}
+    response = _post(client, "/api/jobs", body)
+    assert response.status_code == 201, response.content
+    child = response.json()
+    assert child["parent"] == records.job.pk and child["dataset"] == records.dataset.pk
+    assert client.get(f"/api/jobs/{records.job.pk}").json()["children"] == [child["id"]]
+    body["parent"] = child["id"]  # still queued: nothing to refine from
+    assert _post(client, "/api/jobs", body).status_code == 400
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(cast, records):
+    from workers.runner import execute
+
+    job = _post(cast.api(cast.owner), "/api/jobs", {"kind": "phase", "dataset": records.dataset.pk}).json()
+    response = _post(cast.api(cast.member), f"/api/jobs/{job['id']}/cancel")
+    assert response.json()["status"] == "cancelled"
+    # A message delivered anyway is dropped by the task.
+    assert execute(job["id"], task_id=Job.objects.get(pk=job["id"]).celery_task_id) == "skipped"
+    assert Job.objects.get(pk=job["id"]).status == "cancelled"
+
+
+def test_rerun_copies_the_job_with_edited_parameters(cast, records):
+    response = _post(cast.api(cast.member), f"/api/jobs/{records.job.pk}/rerun", {"params": {"cycles": 2}})
+    assert response.status_code == 201
+    new = response.json()
+    assert new["id"] != records.job.pk and new["kind"] == "phase" and new["dataset"] == records.dataset.pk
+    assert new["params"]["cycles"] == 2 and new["params"]["algorithm"] == "ER**10"
+    assert new["owner"] == "member"
+
+
+def test_job_detail_has_progress_fields_curves_and_a_result_link(cast, records):
+    job = cast.api(cast.owner).get(f"/api/jobs/{records.job.pk}").json()
+    for key in ("progress", "stage", "eta_s", "latest_values", "curves", "metrics", "log_tail", "attempts"):
+        assert key in job
+    assert job["result_url"] == f"/api/jobs/{records.job.pk}/result"
+    assert "result.cxi" in job["files"] and "summary.json" in job["files"]
+
+
+def test_result_download_is_the_result_file(cast, records):
+    response = cast.api(cast.owner).get(f"/api/jobs/{records.job.pk}/result")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == records.job.result_path.read_bytes()
+    assert "attachment" in response["Content-Disposition"]
+
+
+def test_files_outside_the_job_folder_cannot_be_downloaded(cast, records):
+    client = cast.api(cast.owner)
+    for name in ("..%2F..%2Fdb.sqlite3", "nothing.txt", "%2Fetc%2Fpasswd"):
+        assert client.get(f"/api/jobs/{records.job.pk}/files/{name}").status_code == 404
+
+
+def test_schemas_and_openapi_docs_are_served(cast):
+    client = cast.api(cast.owner)
+    specs = client.get("/api/schemas").json()
+    assert set(specs) == set(JOB_KINDS) and specs["phase"]["queue"] == "gpu" and specs["simulate"]["queue"] == "cpu"
+    schema = cast.client(cast.owner).get("/api/openapi.json").json()
+    assert "/api/jobs/{job_id}/cancel" in schema["paths"]
+    assert cast.client(cast.owner).get("/api/docs").status_code == 200
+
+
+def test_predict_without_a_model_uses_the_default_version(cast, records):
+    from webapp.core.services import model_version_promote
+
+    model_version_promote(user=cast.staff, version=records.model)
+    job = _post(cast.api(cast.owner), "/api/jobs", {"kind": "predict", "dataset": records.dataset.pk}).json()
+    assert job["model_version"] == records.model.pk
+
+
+def test_a_retired_model_cannot_be_used_for_prediction(cast, records):
+    from webapp.core.services import model_version_retire
+
+    model_version_retire(user=cast.staff, version=records.model)
+    body = {"kind": "predict", "dataset": records.dataset.pk, "model_version": records.model.pk}
+    response = _post(cast.api(cast.owner), "/api/jobs", body)
+    assert response.status_code == 400 and "retired" in str(response.json()["detail"])
+
+
+def test_promoting_a_model_demotes_the_previous_default_of_the_same_dims(cast, records):
+    from webapp.core.models import ModelVersion
+    from webapp.core.services import model_version_promote
+
+    other = ModelVersion.objects.create(name="other", version=1, dims=3, file=records.model.file, status="default")
+    model_version_promote(user=cast.staff, version=records.model)
+    other.refresh_from_db()
+    assert other.status == "candidate"
+    assert list(ModelVersion.objects.filter(status="default")) == [records.model]
+
+
+def test_create_api_token_command_prints_a_working_key_once(cast, capsys):
+    from django.core.management import call_command
+    from django.test import Client
+
+    from webapp.core.models import ApiToken
+
+    call_command("create_api_token", "owner", "--read-only")
+    raw = capsys.readouterr().out.strip()
+    assert raw.startswith("cdi_")
+    token = ApiToken.objects.get(user=cast.owner)
+    assert token.read_only and raw not in token.key_hash
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/jobs").status_code == 200

@@ -1,0 +1,221 @@
+"""Figure builders of the viewer checked against analytic objects (no Django needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from reconstruction.errors import ConfigError
+from reconstruction.fourier import farfield
+from webapp.viewer import encoding, figures, schedule
+
+
+def ball(n: int = 32, radius: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """A ball of amplitude 1 with a one-voxel linear edge: amplitude = clip(radius + 0.5 - r, 0, 1).
+
+    Returns (amplitude (n, n, n), coordinates (3, n, n, n) relative to the centre n // 2).
+    """
+    coords = np.mgrid[:n, :n, :n].astype(np.float64) - n // 2
+    r = np.sqrt((coords**2).sum(axis=0))
+    return np.clip(radius + 0.5 - r, 0.0, 1.0), coords
+
+
+def wrap(phase: np.ndarray) -> np.ndarray:
+    """Wrap an angle to [-π, π)."""
+    return (phase + np.pi) % (2 * np.pi) - np.pi
+
+
+def test_isosurface_of_a_ball_sits_at_the_analytic_radius():
+    amplitude, _ = ball(32, 8.0)
+    mesh = figures.isosurface_mesh(amplitude, np.zeros_like(amplitude), threshold=0.3)
+    radii = np.linalg.norm(mesh["verts"] - 16.0, axis=1)
+    # amplitude = 0.3 where r = 8.5 - 0.3 = 8.2
+    assert abs(radii.mean() - 8.2) < 0.1
+    assert radii.std() < 0.15
+
+
+def test_isosurface_phase_is_interpolated_through_cos_and_sin_so_wraps_do_not_smear():
+    amplitude, coords = ball(32, 8.0)
+    ramp = 1.3 * coords[2] + 0.7 * coords[0]  # rad, wraps several times across the ball
+    mesh = figures.isosurface_mesh(amplitude, wrap(ramp), threshold=0.3)
+    zc, yc, xc = (mesh["verts"] - 16.0).T
+    truth = wrap(1.3 * xc + 0.7 * zc)
+    error = np.abs(wrap(mesh["phase"] - truth))
+    assert error.max() < 0.12
+    # the naive interpolation of the wrapped phase would be off by up to ~π near every wrap
+    from scipy import ndimage
+
+    naive = ndimage.map_coordinates(wrap(ramp), mesh["verts"].T, order=1)
+    assert np.abs(wrap(naive - truth)).max() > 1.0
+
+
+def test_isosurface_respects_the_vertex_budget_by_coarsening_marching_cubes():
+    amplitude, _ = ball(48, 20.0)
+    fine = figures.isosurface_mesh(amplitude, np.zeros_like(amplitude), max_vertices=10**6)
+    coarse = figures.isosurface_mesh(amplitude, np.zeros_like(amplitude), max_vertices=len(fine["verts"]) // 3)
+    assert fine["step_size"] == 1
+    assert coarse["step_size"] > 1
+    assert len(coarse["verts"]) <= len(fine["verts"]) // 3
+
+
+def test_isosurface_threshold_outside_zero_one_is_a_config_error():
+    amplitude, _ = ball(16, 4.0)
+    with pytest.raises(ConfigError, match="threshold"):
+        figures.isosurface_mesh(amplitude, np.zeros_like(amplitude), threshold=1.5)
+
+
+def test_isosurface_figure_is_a_vertex_coloured_mesh3d_on_a_cyclic_phase_scale():
+    amplitude, coords = ball(24, 6.0)
+    fig = figures.isosurface_figure(amplitude, wrap(0.5 * coords[2]), origin=(1.0, 2.0, 3.0))
+    trace = fig["data"][0]
+    assert trace["type"] == "mesh3d" and trace["intensitymode"] == "vertex"
+    assert (trace["cmin"], trace["cmax"]) == (-math.pi, math.pi)
+    assert trace["colorscale"][0][1] == trace["colorscale"][-1][1]  # cyclic
+    assert trace["colorbar"]["title"]["text"] == "phase (rad)"
+    x = encoding.decode_typed_array(trace["x"])
+    assert x.size == fig["meta"]["n_vertices"]
+    assert abs(x.mean() - (12 + 3.0)) < 0.2  # origin shifts the vertices (x offset 3)
+    faces = encoding.decode_typed_array(trace["i"])
+    assert faces.max() < x.size
+
+
+def test_phase_slices_are_blank_outside_the_support():
+    amplitude, coords = ball(16, 4.0)
+    support = amplitude > 0.5
+    fig = figures.object_slices_figure(amplitude, wrap(coords[2]), support, index=(8, 8, 8))
+    amp_img = encoding.decode_typed_array(fig["data"][0]["z"])
+    phase_img = encoding.decode_typed_array(fig["data"][3]["z"])
+    np.testing.assert_allclose(amp_img, amplitude[8], atol=1e-6)
+    assert np.array_equal(np.isnan(phase_img), ~support[8])
+    np.testing.assert_allclose(phase_img[support[8]], wrap(coords[2])[8][support[8]], atol=1e-6)
+    assert fig["layout"]["coloraxis2"]["colorbar"]["title"]["text"] == "phase (rad)"
+
+
+def test_slices_follow_the_documented_axis_convention():
+    volume = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    assert figures.take_slice(volume, 0, 1).shape == (3, 4)
+    assert figures.take_slice(volume, 1, 2).shape == (2, 4)
+    np.testing.assert_array_equal(figures.take_slice(volume, 2, 3), volume[:, :, 3])
+    np.testing.assert_array_equal(figures.take_slice(volume, 0, 99), volume[1])  # clipped
+
+
+def test_reference_phase_removes_the_global_phase_offset():
+    amplitude, _ = ball(16, 4.0)
+    obj = amplitude * np.exp(1j * 2.5)
+    phase = figures.reference_phase(obj, amplitude > 0.5)
+    assert np.abs(phase[amplitude > 0.5]).max() < 1e-6
+
+
+def test_quantised_volume_round_trips_within_its_resolution_and_keeps_nan():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-math.pi, math.pi, (5, 6, 7)).astype(np.float32)
+    values[0, 0, :3] = np.nan
+    spec = encoding.encode_volume(values, lo=-math.pi, hi=math.pi)
+    back = encoding.decode_volume(spec)
+    assert np.array_equal(np.isnan(back), np.isnan(values))
+    finite = np.isfinite(values)
+    assert np.abs(back[finite] - values[finite]).max() <= 2 * math.pi / 254 / 2 + 1e-6
+
+
+def test_binning_brings_large_volumes_under_the_limit_by_mean():
+    volume = np.ones((200, 130, 64), dtype=np.float32)
+    binned, factor = encoding.bin_volume(volume, max_side=96)
+    assert factor == 3 and binned.shape == (66, 43, 21)
+    np.testing.assert_allclose(binned, 1.0)
+
+
+def test_calculated_intensity_is_scaled_to_the_measured_one():
+    amplitude, coords = ball(16, 4.0)
+    obj = amplitude * np.exp(1j * 0.2 * coords[1])
+    measured = 37.0 * np.abs(farfield(obj)) ** 2
+    mask = np.zeros(measured.shape, bool)
+    mask[8, 8, :4] = True
+    calc = figures.scaled_calculated_intensity(obj, measured, mask)
+    np.testing.assert_allclose(calc, measured, rtol=1e-4, atol=1e-3 * measured.max())
+
+
+def test_log_intensity_is_blank_at_masked_pixels():
+    intensity = np.full((4, 4), 99.0)
+    mask = np.zeros((4, 4), bool)
+    mask[1, 2] = True
+    out = figures.log_intensity(intensity, mask)
+    assert np.isnan(out[1, 2]) and np.isclose(out[0, 0], 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ER**20,HIO**160,ER**20", [("ER", 20), ("HIO", 160), ("ER", 20)]),
+        ("(ER**2,HIO**3)**2", [("ER", 2), ("HIO", 3), ("ER", 2), ("HIO", 3)]),
+        ("3*(20*ER+180*HIO)+20*ER", [("ER", 20), ("HIO", 180)] * 3 + [("ER", 20)]),
+        ("RAAR**50", [("RAAR", 50)]),
+    ],
+)
+def test_algorithm_schedules_expand_to_their_iterations(text, expected):
+    assert schedule.parse_schedule(text) == expected
+
+
+def test_unreadable_schedule_is_a_config_error():
+    with pytest.raises(ConfigError):
+        schedule.parse_schedule("ER**,HIO")
+
+
+def test_error_curves_shade_one_segment_per_algorithm_when_lengths_match():
+    curves = {"chi2": np.logspace(0, -3, 400), "chi2_free": np.logspace(0, -2, 400)}
+    fig = figures.error_curves_figure(curves, algorithm="(ER**20,HIO**160,ER**20)**2")
+    assert [s["name"] for s in fig["meta"]["segments"]] == ["ER", "HIO", "ER", "HIO", "ER"]
+    assert len(fig["layout"]["shapes"]) == 5
+    assert fig["layout"]["yaxis"]["type"] == "log"
+    mismatched = figures.error_curves_figure(curves, algorithm="ER**10")
+    assert mismatched["layout"]["shapes"] == []
+
+
+def test_prtf_resolution_is_the_one_over_e_crossing():
+    freq = np.linspace(0, 1, 101)
+    prtf = np.exp(-freq / 0.3)  # crosses 1/e at 0.3
+    fig = figures.prtf_figure(freq, prtf)
+    assert abs(fig["meta"]["resolution"] - 0.3) < 2e-3
+    assert figures.prtf_resolution(freq, np.ones_like(freq)) is None
+
+
+def test_loss_curves_accept_dicts_and_lists_of_epochs():
+    as_dict = figures.loss_curves_figure({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4]})
+    as_list = figures.loss_curves_figure([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2}, {"epoch": 2, "train_loss": 0.5}])
+    assert [t["name"] for t in as_dict["data"]] == ["train loss", "val loss"]
+    assert as_list["data"][1]["y"] == [1.2, None]
+    assert figures.loss_curves_figure({}) is None
+
+
+def test_result_page_figures_of_a_64_cube_fit_in_two_megabytes_of_strict_json():
+    amplitude, coords = ball(64, 10.0)
+    obj = (amplitude * np.exp(1j * 0.3 * coords[2])).astype(np.complex64)
+    record = SimpleNamespace(
+        obj=obj, support=amplitude > 0.1, intensity=(1e6 * np.abs(farfield(obj)) ** 2).astype(np.float32),
+        mask=np.zeros(obj.shape, bool), curves={"chi2": np.logspace(0, -3, 600)}, metrics={"chi2": 1e-3, "llk": float("nan")},
+        algorithm="(ER**20,HIO**160,ER**20)**3", arrays={"prtf": np.linspace(1, 0, 20), "prtf_freq": np.linspace(0, 1, 20)},
+    )
+    bundle = figures.result_bundle(record)
+    text = json.dumps(bundle, allow_nan=False)
+    assert len(text) < 2_000_000
+    assert bundle["metrics"]["llk"] is None
+    assert bundle["prtf"]["meta"]["resolution"] == pytest.approx(1 - 1 / math.e, abs=0.01)
+    # a phase ramp of 0.3 rad/voxel along x moves the Bragg peak by 0.3 * 64 / 2π ≈ 3 pixels
+    assert bundle["diffraction"]["index"] == [32, 32, 32 + round(0.3 * 64 / (2 * math.pi))]
+    assert bundle["object"]["origin"] == [32 - 10 - 2] * 3  # support from index 22, 2-voxel margin
+
+
+def test_two_dimensional_results_get_images_without_isosurface():
+    yy, xx = np.mgrid[:32, :32] - 16
+    amplitude = (np.hypot(yy, xx) < 6).astype(np.float64)
+    obj = amplitude * np.exp(1j * 0.1 * xx)
+    record = SimpleNamespace(obj=obj, support=amplitude > 0, intensity=np.abs(farfield(obj)) ** 2,
+                             mask=None, curves={}, metrics={}, algorithm="", arrays={})  # fmt: skip
+    bundle = figures.result_bundle(record)
+    assert bundle["object"]["isosurface"] is None
+    assert len(bundle["object"]["slices"]["data"]) == 2
+    assert len(bundle["diffraction"]["slices"]["data"]) == 2
+    json.dumps(bundle, allow_nan=False)

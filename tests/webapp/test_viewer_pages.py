@@ -1,0 +1,218 @@
+"""The viewer's pages and JSON endpoints through Django's test client, with the shared cast."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from webapp.core.models import Dataset, Job
+
+
+def body_json(response) -> dict:
+    """JSON of a response that may be gzip-encoded."""
+    content = response.content
+    if response.get("Content-Encoding") == "gzip":
+        content = gzip.decompress(content)
+    return json.loads(content)
+
+
+def page_urls(records) -> list[str]:
+    """Every page (HTML) of one group's records."""
+    job = records.job
+    return [
+        reverse("viewer:dashboard"),
+        reverse("viewer:upload"),
+        reverse("viewer:dataset", args=[records.dataset.pk]),
+        reverse("viewer:job", args=[job.pk]),
+        reverse("viewer:job_new") + f"?kind=phase&dataset={records.dataset.pk}",
+        reverse("viewer:job_new") + f"?rerun={job.pk}",
+        reverse("viewer:compare") + f"?jobs={job.pk}",
+        reverse("viewer:models"),
+    ]
+
+
+def private_urls(records) -> list[str]:
+    """Pages and endpoints that show one group's rows."""
+    job = records.job
+    return [
+        reverse("viewer:dataset", args=[records.dataset.pk]),
+        reverse("viewer:dataset_figures", args=[records.dataset.pk]),
+        reverse("viewer:job", args=[job.pk]),
+        reverse("viewer:job_status", args=[job.pk]),
+        reverse("viewer:job_figures", args=[job.pk]),
+        reverse("viewer:job_isosurface", args=[job.pk]),
+        reverse("viewer:job_npz", args=[job.pk]),
+        reverse("viewer:job_new") + f"?rerun={job.pk}",
+        reverse("viewer:compare") + f"?jobs={job.pk}",
+    ]
+
+
+def test_every_page_renders_for_a_group_member_without_loading_anything_from_the_internet(cast, records):
+    client = cast.client(cast.member)
+    for url in page_urls(records):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), url
+
+
+def test_pages_send_anonymous_visitors_to_the_login_page(client, records):
+    response = client.get(reverse("viewer:job", args=[records.job.pk]))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_login_page_renders(client, db):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200 and b"Sign in" in response.content
+
+
+def test_outsider_gets_404_for_every_page_and_endpoint_of_another_group(cast, records):
+    client = cast.client(cast.outsider)
+    for url in private_urls(records):
+        assert client.get(url).status_code == 404, url
+    assert client.post(reverse("viewer:job_cancel", args=[records.job.pk])).status_code == 404
+
+
+def test_dashboard_lists_only_the_users_groups_and_filters_by_kind(cast, records):
+    own = cast.client(cast.member).get(reverse("viewer:jobs_json")).json()
+    assert [r["id"] for r in own["jobs"]] == [records.job.pk]
+    assert own["jobs"][0]["chi2"] == pytest.approx(0.01)
+    assert cast.client(cast.outsider).get(reverse("viewer:jobs_json")).json()["jobs"] == []
+    filtered = cast.client(cast.member).get(reverse("viewer:jobs_json") + "?kind=train").json()
+    assert filtered["jobs"] == []
+    by_text = cast.client(cast.member).get(reverse("viewer:jobs_json") + "?q=pattern").json()
+    assert len(by_text["jobs"]) == 1
+
+
+def test_job_figures_carry_isosurface_slices_diffraction_and_error_curve(cast, records):
+    response = cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk]),
+                                            HTTP_ACCEPT_ENCODING="gzip")  # fmt: skip
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+    bundle = body_json(response)["result"]
+    assert bundle["object"]["isosurface"]["data"][0]["type"] == "mesh3d"
+    assert len(bundle["object"]["slices"]["data"]) == 6
+    assert bundle["diffraction"]["calculated"]["shape"] == [16, 16, 16]
+    assert bundle["errors"]["data"][0]["name"] == "χ²"
+    again = cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk]))  # cached, plain
+    assert body_json(again)["result"]["object"]["origin"] == bundle["object"]["origin"]
+
+
+def test_isosurface_endpoint_recomputes_at_the_requested_threshold(cast, records):
+    client = cast.client(cast.member)
+    url = reverse("viewer:job_isosurface", args=[records.job.pk])
+    low = body_json(client.get(url + "?threshold=0.1"))
+    high = body_json(client.get(url + "?threshold=0.9"))
+    assert low["meta"]["threshold"] == 0.1 and high["meta"]["threshold"] == 0.9
+    assert client.get(url + "?threshold=2").status_code == 400
+
+
+def test_npz_download_holds_the_complex_object_and_its_support(cast, records):
+    response = cast.client(cast.member).get(reverse("viewer:job_npz", args=[records.job.pk]))
+    assert response.status_code == 200
+    data = np.load(io.BytesIO(response.content))
+    assert data["obj"].dtype == np.complex64 and data["obj"].shape == (16, 16, 16)
+    assert data["support"].dtype == bool
+
+
+def test_job_status_reports_progress_curves_and_log_tail(cast, records):
+    status = cast.client(cast.member).get(reverse("viewer:job_status", args=[records.job.pk])).json()
+    assert status["status"] == "succeeded" and status["finished"] and status["has_result"]
+    assert status["curves"] == {"chi2": [1.0, 0.1, 0.01]}
+
+
+def test_dataset_figures_show_log_slices_through_the_peak_and_a_3d_view(cast, records):
+    bundle = body_json(cast.client(cast.member).get(reverse("viewer:dataset_figures", args=[records.dataset.pk])))
+    assert bundle["kind"] == "diffraction"
+    pattern = np.load(records.dataset.path)
+    assert bundle["diffraction"]["index"] == list(np.unravel_index(int(np.argmax(pattern)), pattern.shape))
+    assert bundle["volume3d"]["data"][0]["type"] == "mesh3d"
+
+
+def test_refused_upload_shows_the_library_message_and_keeps_nothing(cast, records, media_root):
+    pytest.importorskip("reconstruction.io.workflow", reason="the io workflow (inspect_file) is not there yet")
+    upload = io.BytesIO(b"this is not diffraction data")
+    upload.name = "notes.txt"
+    before = Dataset.objects.count()
+    response = cast.client(cast.member).post(reverse("viewer:upload"), {"file": upload}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert Dataset.objects.count() == before
+
+
+def test_upload_of_a_pattern_creates_a_dataset_and_returns_its_page(cast, records):
+    pytest.importorskip("reconstruction.io.workflow", reason="the io workflow (inspect_file) is not there yet")
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(1).poisson(5.0, (16, 16, 16)).astype(np.float32))
+    buffer.seek(0)
+    buffer.name = "new_pattern.npy"
+    response = cast.client(cast.member).post(reverse("viewer:upload"), {"file": buffer}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200, response.content
+    dataset = Dataset.objects.get(pk=response.json()["id"])
+    assert dataset.group == cast.alpha
+    assert response.json()["url"] == reverse("viewer:dataset", args=[dataset.pk])
+
+
+def test_submit_form_lists_every_parameter_with_its_help(cast, records):
+    html = cast.client(cast.member).get(reverse("viewer:job_new") + f"?kind=phase&dataset={records.dataset.pk}").content.decode()
+    for name in ("algorithm", "cycles", "runs", "keep", "support", "seed"):
+        assert f'name="{name}"' in html
+    assert "independent random starts" in html
+    assert "presets-data" in html
+
+
+def test_invalid_parameters_are_shown_next_to_their_field_and_nothing_is_queued(cast, records):
+    before = Job.objects.count()
+    response = cast.client(cast.member).post(
+        reverse("viewer:job_new"), {"kind": "phase", "dataset": records.dataset.pk, "cycles": "0", "runs": "1",
+                                    "keep": "1", "algorithm": "ER**5", "support": "auto", "seed": "0"})  # fmt: skip
+    assert response.status_code == 400
+    assert "must be ≥ 1" in response.content.decode()
+    assert Job.objects.count() == before
+
+
+def test_submitting_a_job_redirects_to_its_page(cast, records):
+    response = cast.client(cast.member).post(
+        reverse("viewer:job_new"), {"kind": "phase", "dataset": records.dataset.pk, "cycles": "1", "runs": "1",
+                                    "keep": "1", "algorithm": "ER**5", "support": "auto", "seed": "0"})  # fmt: skip
+    assert response.status_code == 302
+    job = Job.objects.exclude(pk=records.job.pk).get()
+    assert response["Location"] == reverse("viewer:job", args=[job.pk])
+    assert job.params["cycles"] == 1 and job.dataset == records.dataset and job.owner == cast.member
+
+
+def test_rerun_with_edited_parameters_creates_a_new_job(cast, records):
+    response = cast.client(cast.owner).post(
+        reverse("viewer:job_new"), {"rerun": records.job.pk, "algorithm": "ER**7", "cycles": "2", "runs": "1",
+                                    "keep": "1", "support": "auto", "seed": "3"})  # fmt: skip
+    assert response.status_code == 302
+    job = Job.objects.exclude(pk=records.job.pk).get()
+    assert job.params["algorithm"] == "ER**7" and job.params["seed"] == 3 and job.dataset == records.dataset
+
+
+def test_cancel_stops_a_queued_job(cast, records):
+    job = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="phase", dataset=records.dataset)
+    response = cast.client(cast.member).post(reverse("viewer:job_cancel", args=[job.pk]), HTTP_ACCEPT="application/json")
+    assert response.json()["status"] == "cancelled"
+
+
+def test_only_staff_promote_model_versions(cast, records):
+    url = reverse("viewer:model_action", args=[records.model.pk, "promote"])
+    assert cast.client(cast.member).post(url).status_code == 403
+    response = cast.client(cast.staff).post(url, HTTP_ACCEPT="application/json")
+    assert response.json()["status"] == "default"
+    assert b"Retire" in cast.client(cast.staff).get(reverse("viewer:models")).content
+
+
+def test_training_job_figures_show_train_and_validation_loss(cast, records):
+    job = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="train", status="succeeded",
+                             summary={"history": {"train_loss": [0.9, 0.5, 0.3], "val_loss": [1.0, 0.6, 0.4],
+                                                  "lr": [3e-4] * 3}})  # fmt: skip
+    bundle = cast.client(cast.member).get(reverse("viewer:job_figures", args=[job.pk])).json()
+    assert bundle["result"] is None
+    assert [t["name"] for t in bundle["loss"]["data"]] == ["train loss", "val loss"]

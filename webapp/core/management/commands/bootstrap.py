@@ -1,0 +1,86 @@
+"""``manage.py bootstrap``: register the shipped default model and create the demo account.
+
+Idempotent; run by ``dev.py app`` (and the docker web service) after ``migrate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from webapp.core.models import ModelVersion, ResearchGroup
+from webapp.core.services import model_version_register
+
+SHIPPED_NAME = "autophasenn-shipped"
+
+
+def shipped_checkpoint(dims: int = 3) -> Path | None:
+    """Path of the library's shipped model for ``dims``, or None when it is not there (yet)."""
+    try:
+        from reconstruction.nn import default_checkpoint_path
+    except ImportError:
+        return None
+    try:
+        path = Path(default_checkpoint_path(dims))
+    except Exception:  # noqa: BLE001  (a library without the model must not stop start-up)
+        return None
+    return path if path.is_file() else None
+
+
+def checkpoint_config(path: Path) -> tuple[dict, dict]:
+    """Architecture config and metrics stored in a checkpoint ({} when unreadable)."""
+    try:
+        from reconstruction.nn import load_checkpoint
+
+        ckpt = load_checkpoint(str(path))
+    except Exception:  # noqa: BLE001
+        return {}, {}
+    get = ckpt.get if isinstance(ckpt, dict) else (lambda key, default=None: getattr(ckpt, key, default))
+    from reconstruction.cli.common import to_jsonable
+
+    config = get("config", {}) or {}
+    if not isinstance(config, dict) and hasattr(config, "__dict__"):
+        config = dict(vars(config))
+    metrics = get("metrics", {}) or {}
+    return to_jsonable(config) if isinstance(config, dict) else {}, to_jsonable(metrics) if isinstance(metrics, dict) else {}
+
+
+class Command(BaseCommand):
+    help = "Register the shipped default model(s) and create the demo group and user (idempotent)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--no-demo", action="store_true", help="do not create the demo account")
+
+    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+        for dims in (3, 2):
+            self.register_shipped(dims)
+        if not options["no_demo"]:
+            self.create_demo()
+
+    def register_shipped(self, dims: int) -> None:
+        path = shipped_checkpoint(dims)
+        if path is None:
+            if dims == 3:
+                self.stderr.write("warning: no shipped 3D model found (reconstruction.nn.default_checkpoint_path); "
+                                  "predict jobs will fail until one is registered")
+            return
+        if ModelVersion.objects.filter(file=str(path)).exists():
+            return
+        config, metrics = checkpoint_config(path)
+        has_default = ModelVersion.objects.filter(dims=dims, status="default").exists()
+        version = model_version_register(
+            name=SHIPPED_NAME if dims == 3 else f"{SHIPPED_NAME}-2d", file=path, dims=dims, config=config,
+            metrics=metrics, status="candidate" if has_default else "default",
+        )
+        self.stdout.write(f"registered {version}")
+
+    def create_demo(self) -> None:
+        group, _ = ResearchGroup.objects.get_or_create(name="demo")
+        user_model = get_user_model()
+        user = user_model.objects.filter(username="demo").first()
+        if user is None:
+            user = user_model.objects.create_user("demo", password="demo-password")
+            self.stdout.write("created user demo (password demo-password)")
+        group.members.add(user)

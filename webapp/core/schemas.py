@@ -1,0 +1,197 @@
+"""Job parameter schemas: what each job kind accepts, its defaults and named presets.
+
+The viewer renders submit forms from ``PARAM_SPECS`` and ``PRESETS``; ``validate_params`` is
+called by ``services.job_submit`` and fills defaults. Parameter names are the keyword names of
+the library workflow functions the tasks call (``phase_file``, ``refine_file`` ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+JOB_KINDS = ("simulate", "train", "finetune", "predict", "refine", "phase", "pipeline")
+
+#: Celery queue of each kind: GPU work on "gpu", the rest on "cpu".
+QUEUES = {
+    "simulate": "cpu",
+    "train": "gpu",
+    "finetune": "gpu",
+    "predict": "gpu",
+    "refine": "gpu",
+    "phase": "gpu",
+    "pipeline": "gpu",
+}
+
+#: Kinds that need an input dataset (a diffraction pattern).
+NEEDS_DATASET = ("finetune", "predict", "refine", "phase", "pipeline")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One job parameter: its type ("int"|"float"|"str"|"bool"|"choice"), default and bounds."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description (for the API and the forms)."""
+        out = asdict(self)
+        out["choices"] = list(self.choices) if self.choices is not None else None
+        return out
+
+
+_ALGORITHM_HELP = "schedule string, e.g. ER**20,HIO**160,ER**20 (run n times with 'cycles')"
+
+PARAM_SPECS: dict[str, list[ParamSpec]] = {
+    "simulate": [
+        ParamSpec("kind", "str", "mixed", "family of simulated objects (see docs/simulate.md)"),
+        ParamSpec("n", "int", 16, "number of patterns", min=1, max=100_000),
+        ParamSpec("shape", "choice", 64, "pattern side in pixels", choices=(16, 32, 64, 128)),
+        ParamSpec("dims", "choice", 3, "2D or 3D patterns", choices=(2, 3)),
+        ParamSpec("photons_min", "float", 1e5, "fewest photons per pattern", min=1.0, max=1e12),
+        ParamSpec("photons_max", "float", 1e9, "most photons per pattern", min=1.0, max=1e12),
+        ParamSpec("seed", "int", 0, "random seed", min=0, max=2**31 - 1),
+        ParamSpec("cxi", "bool", False, "also write one CXI file per pattern"),
+    ],
+    "train": [
+        ParamSpec("recipe", "str", "default", "training recipe name (see docs/nn.md)"),
+        ParamSpec("name", "str", "", "model name for the new candidate version (default: train-job<N>)"),
+    ],
+    "finetune": [
+        ParamSpec("name", "str", "", "model name for the new candidate version (default: the base model's)"),
+    ],
+    "predict": [],
+    "refine": [
+        ParamSpec("algorithm", "str", "ER**50", _ALGORITHM_HELP),
+        ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
+    ],
+    "phase": [
+        ParamSpec("algorithm", "str", "ER**20,HIO**160,ER**20", _ALGORITHM_HELP),
+        ParamSpec("cycles", "int", 3, "how many times the schedule is run", min=1, max=100),
+        ParamSpec("runs", "int", 1, "independent random starts", min=1, max=256),
+        ParamSpec("keep", "int", 1, "best runs kept and averaged", min=1, max=256),
+        ParamSpec("support", "str", "auto", "initial support: 'auto' (from the autocorrelation)"),
+        ParamSpec("seed", "int", 0, "random seed", min=0, max=2**31 - 1),
+    ],
+    "pipeline": [
+        ParamSpec("algorithm", "str", "ER**50", "refinement schedule run from the network's prediction"),
+        ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
+    ],
+}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "simulate": {
+        "quick": {"n": 8, "shape": 32},
+        "training-set": {"n": 1000, "shape": 64},
+    },
+    "train": {"default": {"recipe": "default"}},
+    "finetune": {"default": {}},
+    "predict": {"default": {}},
+    "refine": {
+        "quick": {"algorithm": "ER**20"},
+        "standard": {"algorithm": "ER**50"},
+        "thorough": {"algorithm": "HIO**50,ER**100", "support_threshold": 0.1},
+    },
+    "phase": {
+        "quick": {"algorithm": "ER**10,HIO**40,ER**10", "cycles": 1},
+        "standard": {"algorithm": "ER**20,HIO**160,ER**20", "cycles": 3},
+        "cohere-like": {"algorithm": "ER**20,HIO**180", "cycles": 3},
+        "many-starts": {"algorithm": "ER**20,HIO**160,ER**20", "cycles": 3, "runs": 8, "keep": 2},
+    },
+    "pipeline": {
+        "quick": {"algorithm": "ER**20"},
+        "standard": {"algorithm": "ER**50"},
+    },
+}
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    """Convert ``value`` to the spec's type or raise ValueError with a readable reason."""
+    if spec.type == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off", ""):
+            return value.lower() in ("true", "1", "yes", "on")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError("expected true or false")
+    if spec.type == "int":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("expected an integer")
+        out: Any = int(value)
+    elif spec.type == "float":
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        out = float(value)
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+    elif spec.type == "choice":
+        for choice in spec.choices or ():
+            if value == choice or str(value) == str(choice):
+                return choice
+        raise ValueError(f"expected one of {', '.join(str(c) for c in spec.choices or ())}")
+    else:
+        if not isinstance(value, str):
+            raise ValueError("expected text")
+        out = value.strip()
+        if len(out) > 500:
+            raise ValueError("too long (500 characters at most)")
+        return out
+    if spec.min is not None and out < spec.min:
+        raise ValueError(f"must be ≥ {spec.min:g}")
+    if spec.max is not None and out > spec.max:
+        raise ValueError(f"must be ≤ {spec.max:g}")
+    return out
+
+
+def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | None = None) -> dict[str, Any]:
+    """Return the full parameter dict of a ``kind`` job: defaults, then ``preset``, then ``params``.
+
+    Raises ``ValidationError`` listing every bad or unknown field.
+    """
+    if kind not in JOB_KINDS:
+        raise ValidationError({"kind": f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}"})
+    params = dict(params or {})
+    specs = {spec.name: spec for spec in PARAM_SPECS[kind]}
+    merged: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
+    if preset:
+        if preset not in PRESETS.get(kind, {}):
+            raise ValidationError({"preset": f"unknown preset {preset!r} for {kind}; expected one of {', '.join(PRESETS.get(kind, {}))}"})
+        merged.update(PRESETS[kind][preset])
+    errors: dict[str, str] = {}
+    for name, value in params.items():
+        if name not in specs:
+            errors[name] = f"unknown parameter for a {kind} job"
+            continue
+        try:
+            merged[name] = _coerce(specs[name], value)
+        except (TypeError, ValueError) as exc:
+            errors[name] = str(exc) if str(exc) else "invalid value"
+    if kind == "phase" and not errors and merged["keep"] > merged["runs"]:
+        errors["keep"] = "must not exceed runs"
+    if kind == "simulate" and not errors and merged["photons_min"] > merged["photons_max"]:
+        errors["photons_min"] = "must not exceed photons_max"
+    if errors:
+        raise ValidationError(errors)
+    return merged
+
+
+def specs_as_json() -> dict[str, Any]:
+    """Every kind's parameter specs, presets and queue, JSON-serialisable."""
+    return {
+        kind: {
+            "params": [spec.as_dict() for spec in PARAM_SPECS[kind]],
+            "presets": PRESETS.get(kind, {}),
+            "queue": QUEUES[kind],
+            "needs_dataset": kind in NEEDS_DATASET,
+        }
+        for kind in JOB_KINDS
+    }

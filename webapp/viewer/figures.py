@@ -1,0 +1,618 @@
+"""Plotly figure dicts (JSON-safe) built from numpy arrays and result records.
+
+Everything here is a pure function of arrays: no Django, no files. Arrays travel as plotly.js
+typed-array specs and volumes the page slices itself as 8-bit codes (``webapp.viewer.encoding``),
+which keeps a 64³ result page under 2 MB of figure data.
+
+Conventions: arrays are indexed ``[z, y, x]`` (axis 0 first) and centred as in
+``reconstruction.fourier``. A slice "along axis 0 at index i" is the image ``a[i, :, :]``
+shown with x horizontal; along axis 1 it is ``a[:, i, :]`` (x horizontal, z vertical);
+along axis 2 it is ``a[:, :, i]`` (y horizontal, z vertical). The static JS slices the
+quantised volumes the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from skimage import measure
+
+from reconstruction.errors import ConfigError, InvalidDataError
+from reconstruction.fourier import farfield
+from webapp.viewer.encoding import MAX_SLICE_SIDE, bin_volume, encode_volume, typed_array
+from webapp.viewer.schedule import schedule_segments
+
+# Cyclic colour scale for phase: plotly's "Twilight" rotated by half a turn (matplotlib's
+# "twilight_shifted"), so that phase 0 is light and ±π dark; first colour == last colour.
+TWILIGHT = [
+    "#471340", "#8e2c50", "#ba6657", "#ceac94", "#e2d9e2",
+    "#9ebbc9", "#6785be", "#5e43a5", "#421257", "#471340",
+]  # fmt: skip
+PHASE_COLORSCALE = [[i / (len(TWILIGHT) - 1), c] for i, c in enumerate(TWILIGHT)]
+PHASE_TICKS = {
+    "tickvals": [-math.pi, -math.pi / 2, 0.0, math.pi / 2, math.pi],
+    "ticktext": ["−π", "−π/2", "0", "π/2", "π"],
+}
+AMPLITUDE_COLORSCALE = "Greys"
+INTENSITY_COLORSCALE = "Viridis"
+INTENSITY_LEVEL_COLOURS = ("#3b528b", "#fde725", "#5ec962")
+AXIS_NAMES = ("z", "y", "x")
+DEFAULT_THRESHOLD = 0.3
+DEFAULT_MAX_VERTICES = 30_000
+SEGMENT_COLOURS = {"ER": "rgba(31,119,180,0.08)", "HIO": "rgba(255,127,14,0.10)",
+                   "RAAR": "rgba(44,160,44,0.10)"}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- object helpers
+def reference_phase(obj: np.ndarray, support: np.ndarray | None = None) -> np.ndarray:
+    """Return the phase of ``obj`` (rad, in [-π, π]) with the amplitude-weighted mean over the
+    support removed, so that the crystal's average phase sits at 0 on the cyclic colour scale.
+
+    obj : (Z, Y, X) or (Y, X) complex; support : same shape bool (None = whole box).
+    """
+    region = obj if support is None or not support.any() else obj[support]
+    offset = np.angle(np.sum(region)) if np.abs(np.sum(region)) > 0 else 0.0
+    return np.angle(obj * np.exp(-1j * offset)).astype(np.float32)
+
+
+def support_bbox(support: np.ndarray, *, margin: int = 2) -> tuple[slice, ...]:
+    """Return the bounding box of ``support`` (bool, any ndim) grown by ``margin`` voxels."""
+    if not support.any():
+        return tuple(slice(0, n) for n in support.shape)
+    box = []
+    for axis, n in enumerate(support.shape):
+        other = tuple(a for a in range(support.ndim) if a != axis)
+        idx = np.flatnonzero(support.any(axis=other))
+        box.append(slice(max(0, idx[0] - margin), min(n, idx[-1] + 1 + margin)))
+    return tuple(box)
+
+
+def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Return the 2D image of ``volume`` (Z, Y, X) at ``index`` along ``axis`` (see module doc)."""
+    index = int(np.clip(index, 0, volume.shape[axis] - 1))
+    return np.take(volume, index, axis=axis)
+
+
+# --------------------------------------------------------------------------- isosurface
+def isosurface_mesh(
+    amplitude: np.ndarray,
+    phase: np.ndarray,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> dict[str, Any]:
+    """Compute the amplitude isosurface and the phase at its vertices.
+
+    Parameters
+    ----------
+    amplitude : (Z, Y, X) float, >= 0.
+    phase : (Z, Y, X) float, rad (wrapped).
+    threshold : iso-level as a fraction of max(amplitude), in (0, 1).
+    max_vertices : vertex budget; marching cubes' ``step_size`` grows until it is met.
+    origin : (z, y, x) offset in voxels added to the vertex positions.
+
+    Returns
+    -------
+    dict with ``verts`` (V, 3) float32 in voxels (z, y, x), ``faces`` (F, 3) int,
+    ``phase`` (V,) float32 rad in [-π, π] (cos and sin interpolated separately, then atan2),
+    ``step_size`` and ``level`` (absolute amplitude).
+    """
+    if amplitude.ndim != 3 or phase.shape != amplitude.shape:
+        raise InvalidDataError(f"expected two 3D arrays of one shape, got {amplitude.shape} and {phase.shape}")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"isosurface threshold must be a fraction of the maximum in (0, 1), got {threshold}")
+    peak = float(np.max(amplitude))
+    if not np.isfinite(peak) or peak <= 0:
+        raise InvalidDataError("the amplitude is zero everywhere: there is no surface to draw")
+    level = threshold * peak
+    padded = np.pad(np.asarray(amplitude, dtype=np.float32), 1)  # closes surfaces cut by the box
+    step = 1
+    while True:
+        verts, faces, _, _ = measure.marching_cubes(padded, level=level, step_size=step, allow_degenerate=False)
+        if len(verts) <= max_vertices or step >= max(amplitude.shape) // 2:
+            break
+        step += 1
+    verts = verts - 1.0  # undo the padding
+    coords = verts.T
+    cos_v = ndimage.map_coordinates(np.cos(phase), coords, order=1, mode="nearest")
+    sin_v = ndimage.map_coordinates(np.sin(phase), coords, order=1, mode="nearest")
+    return {
+        "verts": (verts + np.asarray(origin, dtype=np.float64)).astype(np.float32),
+        "faces": faces,
+        "phase": np.arctan2(sin_v, cos_v).astype(np.float32),
+        "step_size": step,
+        "level": level,
+    }
+
+
+def isosurface_figure(
+    amplitude: np.ndarray,
+    phase: np.ndarray,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    title: str = "",
+) -> dict[str, Any]:
+    """Return a plotly figure dict: a ``mesh3d`` amplitude isosurface coloured by phase.
+
+    amplitude, phase : (Z, Y, X); threshold : fraction of max amplitude; the colour scale is
+    cyclic over [-π, π] rad. ``figure["meta"]`` carries threshold, step_size and n_vertices.
+    """
+    mesh = isosurface_mesh(amplitude, phase, threshold=threshold, max_vertices=max_vertices, origin=origin)
+    verts, faces = mesh["verts"], mesh["faces"]
+    index_dtype = "u2" if len(verts) < 65536 else "u4"
+    trace = {
+        "type": "mesh3d",
+        "x": typed_array(verts[:, 2]),
+        "y": typed_array(verts[:, 1]),
+        "z": typed_array(verts[:, 0]),
+        "i": typed_array(faces[:, 0], index_dtype),
+        "j": typed_array(faces[:, 1], index_dtype),
+        "k": typed_array(faces[:, 2], index_dtype),
+        "intensity": typed_array(mesh["phase"]),
+        "intensitymode": "vertex",
+        "colorscale": PHASE_COLORSCALE,
+        "cmin": -math.pi,
+        "cmax": math.pi,
+        "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, "len": 0.8},
+        "flatshading": False,
+        "lighting": {"ambient": 0.55, "diffuse": 0.7, "specular": 0.15, "roughness": 0.6},
+        "hovertemplate": "x %{x:.1f}<br>y %{y:.1f}<br>z %{z:.1f}<br>phase %{intensity:.2f} rad<extra></extra>",
+        "name": "amplitude isosurface",
+    }
+    scene_axis = {"showbackground": False, "gridcolor": "#ddd"}
+    layout = {
+        "title": {"text": title or f"amplitude isosurface at {threshold:.2f} of max, coloured by phase"},
+        "scene": {
+            "aspectmode": "data",
+            "xaxis": {**scene_axis, "title": {"text": "x (voxel)"}},
+            "yaxis": {**scene_axis, "title": {"text": "y (voxel)"}},
+            "zaxis": {**scene_axis, "title": {"text": "z (voxel)"}},
+        },
+        "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+        "uirevision": "keep-camera",
+    }
+    meta = {"threshold": threshold, "step_size": mesh["step_size"], "n_vertices": int(len(verts)),
+            "n_faces": int(len(faces))}  # fmt: skip
+    return {"data": [trace], "layout": layout, "meta": meta}
+
+
+# --------------------------------------------------------------------------- slices
+SLICE_AXES_3D = [("x", "y"), ("x", "z"), ("y", "z")]  # (horizontal, vertical) of slices along z, y, x
+
+
+def _grid_layout(
+    titles: list[list[str]], *, axes: list[tuple[str, str]], unit: str = "voxel", height: int
+) -> dict[str, Any]:
+    """Layout of a rows × cols grid of image subplots with square pixels (axes named xN/yN).
+
+    titles : one list of column titles per row; axes : (horizontal, vertical) names per column.
+    """
+    rows, cols = len(titles), len(titles[0])
+    layout: dict[str, Any] = {"height": height, "margin": {"l": 40, "r": 10, "t": 30, "b": 35},
+                              "annotations": [], "showlegend": False}  # fmt: skip
+    gap_x, gap_y = 0.06, 80.0 / max(height - 65, 1)  # ~80 px between rows: axis title + next row's title
+    width = (0.86 - (cols - 1) * gap_x) / cols
+    h = (1.0 - (rows - 1) * gap_y) / rows
+    for r in range(rows):
+        for c in range(cols):
+            n = r * cols + c + 1
+            suffix = "" if n == 1 else str(n)
+            x0 = c * (width + gap_x)
+            y1 = 1.0 - r * (h + gap_y)
+            horiz, vert = axes[c]
+            layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}",
+                                        "title": {"text": f"{horiz} ({unit})", "standoff": 2},
+                                        "constrain": "domain"}  # fmt: skip
+            layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}",
+                                        "title": {"text": f"{vert} ({unit})", "standoff": 2},
+                                        "scaleanchor": f"x{suffix}", "constrain": "domain"}  # fmt: skip
+            layout["annotations"].append({"text": titles[r][c], "xref": "paper", "yref": "paper",
+                                          "x": x0 + width / 2, "y": y1, "yanchor": "bottom",
+                                          "showarrow": False, "font": {"size": 12}})  # fmt: skip
+    return layout
+
+
+def _heatmap(image: np.ndarray, n: int, *, origin: tuple[int, int], **style: Any) -> dict[str, Any]:
+    """One heatmap trace on subplot ``n`` (1-based) with pixel origin (x0, y0) in voxels."""
+    suffix = "" if n == 1 else str(n)
+    return {"type": "heatmap", "z": typed_array(image.astype(np.float32)), "x0": origin[0], "dx": 1,
+            "y0": origin[1], "dy": 1, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", **style}  # fmt: skip
+
+
+def _slice_origins(origin: tuple[int, int, int]) -> list[tuple[int, int]]:
+    """(x0, y0) of the three slice images for a volume whose [0, 0, 0] sits at ``origin`` (z, y, x)."""
+    z0, y0, x0 = origin
+    return [(x0, y0), (x0, z0), (y0, z0)]
+
+
+def object_slices_figure(
+    amplitude: np.ndarray,
+    phase: np.ndarray,
+    support: np.ndarray | None,
+    *,
+    index: tuple[int, ...] = (),
+    origin: tuple[int, ...] = (0, 0, 0),
+) -> dict[str, Any]:
+    """Return amplitude and phase images: for 3D a 2 × 3 grid of slices along z, y, x
+    (amplitude top, phase bottom); for 2D the two images side by side.
+
+    amplitude : (Z, Y, X) or (Y, X) relative amplitude (max 1); phase : same shape, rad;
+    support : bool (phase is NaN outside it, which plotly leaves blank); index : (iz, iy, ix)
+    local indices (3D only); origin : voxel position of element [0, ...] in the full box.
+    """
+    phase = np.where(support, phase, np.nan) if support is not None else phase
+    amp_style = {"coloraxis": "coloraxis", "hovertemplate": "amplitude %{z:.3f}<extra></extra>"}
+    phase_style = {"coloraxis": "coloraxis2", "hovertemplate": "phase %{z:.2f} rad<extra></extra>"}
+    if amplitude.ndim == 2:
+        oy, ox = origin if len(origin) == 2 else (0, 0)
+        traces = [_heatmap(amplitude, 1, origin=(ox, oy), **amp_style), _heatmap(phase, 2, origin=(ox, oy), **phase_style)]
+        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit="pixel", height=420)
+        bars = ({"x": 0.41, "y": 0.5, "len": 0.9}, {"x": 0.9, "y": 0.5, "len": 0.9})
+    else:
+        origins = _slice_origins(tuple(origin))
+        titles = [[f"amplitude, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)],
+                  [f"phase, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)]]  # fmt: skip
+        traces = [_heatmap(take_slice(amplitude, a, index[a]), a + 1, origin=origins[a], **amp_style) for a in range(3)]
+        traces += [_heatmap(take_slice(phase, a, index[a]), a + 4, origin=origins[a], **phase_style) for a in range(3)]
+        layout = _grid_layout(titles, axes=SLICE_AXES_3D, height=560)
+        bars = ({"x": 0.9, "y": 0.78, "len": 0.42}, {"x": 0.9, "y": 0.22, "len": 0.42})
+    layout["coloraxis"] = {"colorscale": AMPLITUDE_COLORSCALE, "reversescale": True, "cmin": 0, "cmax": 1,
+                           "colorbar": {"title": {"text": "amplitude (rel.)"}, **bars[0]}}  # fmt: skip
+    layout["coloraxis2"] = {"colorscale": PHASE_COLORSCALE, "cmin": -math.pi, "cmax": math.pi,
+                            "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, **bars[1]}}  # fmt: skip
+    return {"data": traces, "layout": layout}
+
+
+def scaled_calculated_intensity(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Return |farfield(obj)|² scaled to ``intensity`` (least squares on amplitudes, unmasked pixels).
+
+    obj : (…) complex, centred; intensity : same shape, photon counts; mask : True = excluded.
+    """
+    calc = np.abs(farfield(obj)) ** 2
+    valid = np.ones(intensity.shape, bool) if mask is None else ~mask
+    a_calc = np.sqrt(calc[valid])
+    a_meas = np.sqrt(np.clip(intensity[valid], 0, None))
+    denom = float(np.sum(a_calc * a_calc))
+    scale = float(np.sum(a_meas * a_calc)) / denom if denom > 0 else 1.0
+    return (calc * scale**2).astype(np.float32)
+
+
+def log_intensity(intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Return log10(1 + I) as float32 with NaN at masked pixels (True = excluded)."""
+    out = np.log10(1.0 + np.clip(np.asarray(intensity, dtype=np.float32), 0, None))
+    if mask is not None:
+        out = np.where(mask, np.nan, out)
+    return out.astype(np.float32)
+
+
+def diffraction_slices_figure(
+    measured_log: np.ndarray,
+    calculated_log: np.ndarray | None,
+    *,
+    index: tuple[int, ...] = (),
+    zmax: float,
+    binning: int = 1,
+) -> dict[str, Any]:
+    """Return measured and (when given) calculated log10 intensity images on one colour scale.
+
+    3D: slices along z, y, x at ``index`` (measured top, calculated bottom); 2D: the images
+    side by side. measured_log, calculated_log : log10(1 + photons), NaN = masked;
+    binning : factor the arrays were binned by (axes then count binned pixels, labelled so).
+    """
+    unit = "pixel" if binning == 1 else f"pixel ×{binning}"
+    rows = [("measured", measured_log)] + ([("calculated", calculated_log)] if calculated_log is not None else [])
+    traces = []
+    if measured_log.ndim == 2:
+        titles = [[name for name, _ in rows]]
+        for c, (name, img) in enumerate(rows):
+            traces.append(_heatmap(img, c + 1, origin=(0, 0), coloraxis="coloraxis",
+                                   hovertemplate=f"{name} log10(I+1) %{{z:.2f}}<extra></extra>"))  # fmt: skip
+        layout = _grid_layout(titles, axes=[("x", "y")] * len(rows), unit=unit, height=420)
+    else:
+        titles = [[f"{name}, {AXIS_NAMES[a]} = {index[a]}" for a in range(3)] for name, _ in rows]
+        for r, (name, vol) in enumerate(rows):
+            for a in range(3):
+                traces.append(_heatmap(take_slice(vol, a, index[a]), r * 3 + a + 1, origin=(0, 0),
+                                       coloraxis="coloraxis",
+                                       hovertemplate=f"{name} log10(I+1) %{{z:.2f}}<extra></extra>"))  # fmt: skip
+        layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=60 + 300 * len(rows))
+    layout["coloraxis"] = {"colorscale": INTENSITY_COLORSCALE, "cmin": 0, "cmax": zmax,
+                           "colorbar": {"title": {"text": "log10(1 + photons)"}, "x": 0.9}}  # fmt: skip
+    return {"data": traces, "layout": layout}
+
+
+# --------------------------------------------------------------------------- curves
+def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[str, Any]:
+    """Return χ² (and other) error curves vs iteration (log y) with algorithm segments shaded.
+
+    curves : {name: (n,) floats} e.g. "chi2", "chi2_free", "llk"; algorithm : schedule string.
+    Segments are drawn only when the schedule length matches the curve length.
+    """
+    labels = {"chi2": "χ²", "chi2_free": "χ² free", "llk": "log-likelihood", "llk_free": "log-likelihood free"}
+    traces = []
+    length = 0
+    for name, values in curves.items():
+        y = np.asarray(values, dtype=np.float64).ravel()
+        if y.size == 0:
+            continue
+        length = max(length, y.size)
+        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+        traces.append({"type": "scatter", "mode": "lines", "name": labels.get(name, name),
+                       "x": typed_array(np.arange(y.size, dtype=np.float32)), "y": typed_array(y.astype(np.float32)),
+                       "hovertemplate": "iteration %{x}<br>%{y:.4g}<extra>" + labels.get(name, name) + "</extra>"})  # fmt: skip
+    shapes, annotations = [], []
+    try:
+        segments = schedule_segments(algorithm) if algorithm else []
+    except ConfigError:
+        segments = []
+    if segments and segments[-1]["end"] == length:
+        for seg in segments:
+            shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": seg["start"] - 0.5,
+                           "x1": seg["end"] - 0.5, "y0": 0, "y1": 1, "line": {"width": 0}, "layer": "below",
+                           "fillcolor": SEGMENT_COLOURS.get(seg["name"], "rgba(128,128,128,0.08)")})  # fmt: skip
+            annotations.append({"text": seg["name"], "xref": "x", "yref": "paper", "x": (seg["start"] + seg["end"]) / 2,
+                                "y": 1.0, "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})  # fmt: skip
+    layout = {
+        "title": {"text": f"error vs iteration{f' — {algorithm}' if algorithm else ''}", "font": {"size": 13}},
+        "xaxis": {"title": {"text": "iteration"}},
+        "yaxis": {"title": {"text": "error (χ², dimensionless)"}, "type": "log", "exponentformat": "power"},
+        "shapes": shapes, "annotations": annotations, "height": 320,
+        "margin": {"l": 60, "r": 10, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.25},
+    }  # fmt: skip
+    return {"data": traces, "layout": layout, "meta": {"segments": segments}}
+
+
+def prtf_resolution(freq: np.ndarray, prtf: np.ndarray) -> float | None:
+    """Return the first frequency where the PRTF drops below 1/e (linear interpolation), or None."""
+    freq = np.asarray(freq, dtype=np.float64)
+    prtf = np.asarray(prtf, dtype=np.float64)
+    limit = 1.0 / math.e
+    below = np.flatnonzero(prtf < limit)
+    if below.size == 0:
+        return None
+    i = int(below[0])
+    if i == 0:
+        return float(freq[0])
+    f0, f1, p0, p1 = freq[i - 1], freq[i], prtf[i - 1], prtf[i]
+    return float(f0 + (p0 - limit) / (p0 - p1) * (f1 - f0)) if p0 != p1 else float(f1)
+
+
+def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "fraction of Nyquist") -> dict[str, Any]:
+    """Return the PRTF vs spatial frequency with the 1/e line and the resolution marked.
+
+    freq : (n,) spatial frequency in ``freq_unit``; prtf : (n,) in [0, 1].
+    ``figure["meta"]["resolution"]`` is the 1/e crossing (same unit as freq) or None.
+    """
+    res = prtf_resolution(freq, prtf)
+    traces = [{"type": "scatter", "mode": "lines+markers", "name": "PRTF", "marker": {"size": 4},
+               "x": typed_array(np.asarray(freq, np.float32)), "y": typed_array(np.asarray(prtf, np.float32))}]  # fmt: skip
+    shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 1 / math.e, "y1": 1 / math.e,
+               "line": {"dash": "dash", "color": "#c33", "width": 1}}]  # fmt: skip
+    annotations = [{"text": "1/e", "xref": "paper", "yref": "y", "x": 1, "y": 1 / math.e, "xanchor": "right",
+                    "yanchor": "bottom", "showarrow": False, "font": {"color": "#c33"}}]  # fmt: skip
+    if res is not None:
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": res, "x1": res, "y0": 0, "y1": 1,
+                       "line": {"dash": "dot", "color": "#555", "width": 1}})  # fmt: skip
+        annotations.append({"text": f"resolution at {res:.3g}", "xref": "x", "yref": "paper", "x": res, "y": 0.95,
+                            "xanchor": "left", "showarrow": False})  # fmt: skip
+    layout = {"title": {"text": "phase retrieval transfer function", "font": {"size": 13}},
+              "xaxis": {"title": {"text": f"spatial frequency ({freq_unit})"}},
+              "yaxis": {"title": {"text": "PRTF"}, "range": [0, 1.05]}, "shapes": shapes,
+              "annotations": annotations, "height": 320, "margin": {"l": 60, "r": 10, "t": 40, "b": 45}}  # fmt: skip
+    return {"data": traces, "layout": layout, "meta": {"resolution": res, "freq_unit": freq_unit}}
+
+
+def loss_curves_figure(history: Any) -> dict[str, Any] | None:
+    """Return training / validation loss curves from a training history, or None if there is none.
+
+    history : {name: [floats]} (e.g. "train_loss", "val_loss", optional "step"/"epoch" as x)
+    or a list of per-epoch dicts ``[{"epoch": 1, "train_loss": …, "val_loss": …}, …]``.
+    """
+    if isinstance(history, list):
+        rows = [r for r in history if isinstance(r, dict)]
+        keys = sorted({k for r in rows for k in r})
+        history = {k: [r.get(k) for r in rows] for k in keys}
+    if not isinstance(history, dict):
+        return None
+    x_key = next((k for k in ("step", "epoch", "iteration") if k in history), None)
+    traces = []
+    for name, values in history.items():
+        if name == x_key or "loss" not in name or not isinstance(values, list | tuple) or not values:
+            continue
+        y = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        x = np.asarray(history[x_key], dtype=np.float64) if x_key and len(history[x_key]) == y.size else np.arange(y.size)
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": name.replace("_", " "),
+                       "x": x.tolist(), "y": [None if not np.isfinite(v) else float(v) for v in y]})  # fmt: skip
+    if not traces:
+        return None
+    layout = {"title": {"text": "training and validation loss", "font": {"size": 13}},
+              "xaxis": {"title": {"text": x_key or "epoch"}}, "yaxis": {"title": {"text": "loss"}, "type": "log"},
+              "height": 320, "margin": {"l": 60, "r": 10, "t": 40, "b": 40}}  # fmt: skip
+    return {"data": traces, "layout": layout}
+
+
+# --------------------------------------------------------------------------- bundles
+def _peak_index(intensity: np.ndarray, mask: np.ndarray | None) -> tuple[int, ...]:
+    """Index of the brightest unmasked voxel."""
+    values = intensity if mask is None else np.where(mask, -np.inf, intensity)
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(values)), values.shape))
+
+
+def crop_object(
+    obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Return (relative amplitude, referenced phase, support, origin) cropped to the support.
+
+    obj : (Z, Y, X) or (Y, X) complex; support : same shape bool, or None / empty (then
+    amplitude > ``threshold``·max). Amplitude is divided by its maximum; phase is
+    ``reference_phase``; the crop is ``support_bbox`` (2-voxel margin) whose corner is ``origin``.
+    """
+    if obj.ndim not in (2, 3):
+        raise InvalidDataError(f"the viewer draws 2D or 3D objects, got shape {obj.shape}")
+    amplitude = np.abs(obj).astype(np.float32)
+    amplitude /= float(amplitude.max()) or 1.0
+    if support is None or not np.any(support):
+        support = amplitude > threshold
+    phase = reference_phase(obj, support)
+    box = support_bbox(support)
+    return amplitude[box], phase[box], support[box], tuple(int(s.start) for s in box)
+
+
+def object_isosurface_figure(
+    obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+) -> dict[str, Any]:
+    """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``)."""
+    amp_c, ph_c, _, origin = crop_object(obj, support, threshold=threshold)
+    if amp_c.ndim != 3:
+        raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
+    return isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin)
+
+
+def object_bundle(
+    obj: np.ndarray,
+    support: np.ndarray | None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+) -> dict[str, Any]:
+    """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
+
+    obj : (Z, Y, X) or (Y, X) complex, centred; support : same shape bool or None (then
+    amplitude > ``threshold``·max is used). Arrays are cropped to the support's bounding box
+    (+2 voxels); ``origin`` is that box's corner in the full grid, ``index`` the default
+    (centre-of-mass) slice. 2D objects have no isosurface and no volumes (``isosurface`` None).
+    """
+    amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
+    index = tuple(int(round(c)) for c in ndimage.center_of_mass(sup_c.astype(np.float32)))
+    out: dict[str, Any] = {
+        "ndim": obj.ndim,
+        "shape": list(obj.shape),
+        "origin": list(origin),
+        "index": list(index),
+        "support_voxels": int(sup_c.sum()),
+        "isosurface": None,
+        "slices": object_slices_figure(amp_c, ph_c, sup_c, index=index, origin=origin),
+    }
+    if obj.ndim == 3:
+        out["isosurface"] = isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin)
+        out["amplitude"] = encode_volume(amp_c, lo=0.0, hi=1.0)
+        out["phase"] = encode_volume(np.where(sup_c, ph_c, np.nan), lo=-math.pi, hi=math.pi)
+    return out
+
+
+def diffraction_bundle(
+    intensity: np.ndarray, mask: np.ndarray | None = None, *, obj: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Return measured (and calculated from ``obj``) log-intensity volumes and their slice figure.
+
+    intensity : (Z, Y, X) or (Y, X) photon counts; mask : True = excluded; obj : the
+    reconstruction on the same grid, centred. Arrays larger than ``MAX_SLICE_SIDE`` per axis
+    (3D) or 4× that (2D) are mean-binned (the factor is ``binning``); the default slice goes
+    through the (binned) peak. 2D bundles carry no volumes, only the figure.
+    """
+    meas = log_intensity(intensity, mask)
+    calc = log_intensity(scaled_calculated_intensity(obj, intensity, mask)) if obj is not None else None
+    side = MAX_SLICE_SIDE if intensity.ndim == 3 else 4 * MAX_SLICE_SIDE
+    meas_b, factor = bin_volume(meas, max_side=side)
+    calc_b = bin_volume(calc, max_side=side)[0] if calc is not None else None
+    finite = meas_b[np.isfinite(meas_b)]
+    zmax = float(finite.max()) if finite.size else 1.0
+    if calc_b is not None and np.isfinite(calc_b).any():
+        zmax = max(zmax, float(np.nanmax(calc_b)))
+    zmax = zmax or 1.0
+    index = _peak_index(np.nan_to_num(meas_b, nan=-np.inf), None)
+    out: dict[str, Any] = {
+        "ndim": intensity.ndim,
+        "shape": list(intensity.shape),
+        "binning": factor,
+        "index": list(index),
+        "zmax": zmax,
+        "slices": diffraction_slices_figure(meas_b, calc_b, index=index, zmax=zmax, binning=factor),
+    }
+    if intensity.ndim == 3:
+        out["measured"] = encode_volume(meas_b, lo=0.0, hi=zmax)
+        if calc_b is not None:
+            out["calculated"] = encode_volume(calc_b, lo=0.0, hi=zmax)
+    return out
+
+
+def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None = None, *, levels: tuple[float, ...] = (0.35, 0.6)) -> dict[str, Any]:
+    """Return nested semi-transparent isosurfaces of log10(1 + I) (a 3D view of a dataset).
+
+    intensity : (Z, Y, X) photon counts; levels : fractions of max log-intensity. The volume is
+    binned to <= 48 voxels per axis first.
+    """
+    log_i = np.nan_to_num(log_intensity(intensity, mask), nan=0.0)
+    binned, factor = bin_volume(log_i, max_side=48, reduce="max")
+    top = float(binned.max())
+    traces = []
+    if top > 0:
+        padded = np.pad(binned, 1)
+        for level, opacity in zip(levels, (0.25, 0.8, 1.0)):
+            try:
+                verts, faces, _, _ = measure.marching_cubes(padded, level=level * top, allow_degenerate=False)
+            except (ValueError, RuntimeError):
+                continue
+            verts = (verts - 1.0) * factor
+            traces.append({"type": "mesh3d", "x": typed_array(verts[:, 2]), "y": typed_array(verts[:, 1]),
+                           "z": typed_array(verts[:, 0]), "i": typed_array(faces[:, 0], "u4"),
+                           "j": typed_array(faces[:, 1], "u4"), "k": typed_array(faces[:, 2], "u4"),
+                           "opacity": opacity, "color": INTENSITY_LEVEL_COLOURS[len(traces)],
+                           "name": f"log10(1+I) = {level * top:.2f}", "showlegend": True,
+                           "hoverinfo": "name"})  # fmt: skip
+    scene_axis = {"showbackground": False}
+    layout = {"title": {"text": "3D view: isosurfaces of log10(1 + photons)", "font": {"size": 13}},
+              "scene": {"aspectmode": "data", "xaxis": {**scene_axis, "title": {"text": "x (pixel)"}},
+                        "yaxis": {**scene_axis, "title": {"text": "y (pixel)"}},
+                        "zaxis": {**scene_axis, "title": {"text": "frame / z (pixel)"}}},
+              "margin": {"l": 0, "r": 0, "t": 40, "b": 0}, "showlegend": True,
+              "legend": {"x": 0, "y": 0}}  # fmt: skip
+    return {"data": traces, "layout": layout}
+
+
+def result_bundle(record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES) -> dict[str, Any]:
+    """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
+
+    Keys: ``object`` (see ``object_bundle``), ``diffraction`` (see ``diffraction_bundle``, or
+    None when the record has no intensity), ``errors`` (error-curve figure or None), ``prtf``
+    (figure or None), ``metrics``, ``algorithm``.
+    """
+    obj = np.asarray(record.obj)
+    support = None if record.support is None else np.asarray(record.support, dtype=bool)
+    bundle: dict[str, Any] = {
+        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices),
+        "diffraction": None,
+        "errors": None,
+        "prtf": None,
+        "metrics": {k: _jsonable_number(v) for k, v in (record.metrics or {}).items()},
+        "algorithm": record.algorithm or "",
+    }
+    intensity = getattr(record, "intensity", None)
+    if intensity is not None and np.shape(intensity) == obj.shape:
+        mask = getattr(record, "mask", None)
+        mask = None if mask is None or np.shape(mask) != obj.shape else np.asarray(mask, dtype=bool)
+        bundle["diffraction"] = diffraction_bundle(np.asarray(intensity), mask, obj=obj)
+    if record.curves:
+        bundle["errors"] = error_curves_figure(record.curves, algorithm=record.algorithm or "")
+    arrays = record.arrays or {}
+    if "prtf" in arrays:
+        prtf = np.asarray(arrays["prtf"]).ravel()
+        freq = np.asarray(arrays.get("prtf_freq", np.linspace(0, 1, prtf.size))).ravel()
+        if freq.size == prtf.size and prtf.size > 1:
+            bundle["prtf"] = prtf_figure(freq, prtf)
+    return bundle
+
+
+def _jsonable_number(value: Any) -> Any:
+    """Floats as floats (NaN/inf as None), everything else unchanged."""
+    if isinstance(value, (float, np.floating, int, np.integer)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return value

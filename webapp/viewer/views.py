@@ -1,0 +1,514 @@
+"""HTML pages and the small JSON endpoints their scripts fetch. Thin: reads go through
+``webapp.core.selectors`` (outsiders get 404), writes through ``webapp.core.services``,
+figures come from ``webapp.viewer.figures``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.core import access, schemas, selectors, services
+from webapp.core.models import Dataset, Job, ModelVersion
+from webapp.viewer import figures
+from webapp.viewer.cache import cached_gzip_json, gzip_json_response
+
+LOG_TAIL_LINES = 60
+DASHBOARD_ROWS = 200
+MAX_COMPARE = 3
+
+
+# --------------------------------------------------------------------------- helpers
+def _is_json_request(request: HttpRequest) -> bool:
+    """True when the page's script (fetch/XHR) asked for JSON."""
+    return "application/json" in request.headers.get("Accept", "") or request.headers.get("X-Requested-With") == "XMLHttpRequest"
+
+
+def _error_text(exc: ValidationError) -> str:
+    """One readable line from a ValidationError (field: message; …)."""
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" if k != "__all__" else " ".join(v) for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def _duration_s(job: Job) -> float | None:
+    """Seconds the job ran (so far, when still running)."""
+    if job.started is None:
+        return None
+    end = job.finished or timezone.now()
+    return max(0.0, (end - job.started).total_seconds())
+
+
+def _number(value: Any) -> float | None:
+    """A finite float or None."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    """The dashboard's JSON row of one job."""
+    return {
+        "id": job.pk,
+        "url": reverse("viewer:job", args=[job.pk]),
+        "kind": job.kind,
+        "status": job.status,
+        "progress": _number(job.progress) or 0.0,
+        "stage": job.stage,
+        "dataset": job.dataset.name if job.dataset_id else "",
+        "dataset_url": reverse("viewer:dataset", args=[job.dataset_id]) if job.dataset_id else "",
+        "group": job.group.name,
+        "owner": job.owner.get_username(),
+        "model_version": str(job.model_version) if job.model_version_id else "",
+        "chi2": _number((job.metrics or {}).get("chi2")),
+        "duration_s": _duration_s(job),
+        "created": job.created.isoformat(),
+        "parent": job.parent_id,
+    }
+
+
+def _filtered_jobs(request: HttpRequest) -> QuerySet[Job]:
+    """Jobs visible to the user, filtered by the GET parameters kind, status, group and q."""
+    jobs = selectors.jobs_visible_to(request.user)
+    kind, status = request.GET.get("kind", ""), request.GET.get("status", "")
+    group, text = request.GET.get("group", ""), request.GET.get("q", "").strip()
+    if kind in schemas.JOB_KINDS:
+        jobs = jobs.filter(kind=kind)
+    if status in Job.STATUSES:
+        jobs = jobs.filter(status=status)
+    if group.isdigit():
+        jobs = jobs.filter(group_id=int(group))
+    if text:
+        query = Q(dataset__name__icontains=text) | Q(owner__username__icontains=text) | Q(kind__icontains=text)
+        query |= Q(stage__icontains=text) | Q(model_version__name__icontains=text)
+        if text.lstrip("#").isdigit():
+            query |= Q(pk=int(text.lstrip("#")))
+        jobs = jobs.filter(query)
+    return jobs
+
+
+# --------------------------------------------------------------------------- dashboard
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The group's job history with filters; the table refreshes itself from ``jobs.json``."""
+    rows = [job_row(j) for j in _filtered_jobs(request)[:DASHBOARD_ROWS]]
+    context = {
+        "rows": rows,
+        "kinds": schemas.JOB_KINDS,
+        "statuses": Job.STATUSES,
+        "groups": selectors.groups_of(request.user),
+        "filters": {k: request.GET.get(k, "") for k in ("kind", "status", "group", "q")},
+        "datasets": selectors.datasets_visible_to(request.user)[:20],
+    }
+    return render(request, "viewer/dashboard.html", context)
+
+
+@login_required
+@require_GET
+def jobs_json(request: HttpRequest) -> JsonResponse:
+    """Dashboard rows as JSON (same filters as the page)."""
+    rows = [job_row(j) for j in _filtered_jobs(request)[:DASHBOARD_ROWS]]
+    return JsonResponse({"jobs": rows, "active": any(r["status"] in ("queued", "running") for r in rows)})
+
+
+# --------------------------------------------------------------------------- datasets
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    """Upload form (GET); the upload itself (POST, multipart ``file`` [+ ``group``, ``name``]).
+
+    The page's script posts with XHR and gets JSON: ``{"id", "url"}`` or ``{"error"}`` (400)
+    with the library's message when the file is refused.
+    """
+    groups = list(selectors.groups_of(request.user))
+    if request.method == "GET":
+        return render(request, "viewer/upload.html", {"groups": groups})
+    try:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError("choose a file to upload")
+        group = access.group_for_user(request.user, request.POST.get("group") or None)
+        dataset = services.dataset_create(
+            user=request.user, group=group, uploaded_file=upload, name=request.POST.get("name") or None
+        )
+    except ValidationError as exc:
+        message = _error_text(exc)
+    except ValueError as exc:  # several groups and none chosen
+        message = str(exc)
+    else:
+        url = reverse("viewer:dataset", args=[dataset.pk])
+        if _is_json_request(request):
+            return JsonResponse({"id": dataset.pk, "url": url, "duplicate": bool(getattr(dataset, "is_duplicate", False))})
+        return redirect(url)
+    if _is_json_request(request):
+        return JsonResponse({"error": message}, status=400)
+    return render(request, "viewer/upload.html", {"groups": groups, "error": message}, status=400)
+
+
+def _flat_metadata(metadata: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(key, value) rows of a nested metadata dict, long values shortened."""
+    rows: list[tuple[str, str]] = []
+    for key, value in metadata.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and len(prefix) < 40:
+            rows += _flat_metadata(value, prefix=f"{name}.")
+        else:
+            text = json.dumps(value) if not isinstance(value, str) else value
+            rows.append((name, text if len(text) <= 160 else text[:157] + "…"))
+    return rows
+
+
+@login_required
+@require_GET
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Metadata, diffraction slices and a 3D view of one dataset, with job buttons."""
+    dataset = selectors.dataset_get_for_user(request.user, pk)
+    context = {
+        "dataset": dataset,
+        "metadata_rows": _flat_metadata(dataset.metadata or {}),
+        "jobs": selectors.jobs_visible_to(request.user).filter(dataset=dataset)[:50],
+        "job_kinds": [k for k in schemas.NEEDS_DATASET if k != "refine"],
+    }
+    return render(request, "viewer/dataset.html", context)
+
+
+def _dataset_bundle(dataset: Dataset) -> dict[str, Any]:
+    """Figures of a dataset file: an object's isosurface and slices, or diffraction slices + 3D."""
+    from reconstruction.io import load_data, load_object
+
+    if dataset.kind == "object":
+        data = load_object(str(dataset.path))
+        return {"kind": "object", "object": figures.object_bundle(np.asarray(data.obj), data.support)}
+    data = load_data(str(dataset.path))
+    intensity = np.asarray(data.intensity, dtype=np.float32)
+    mask = np.asarray(data.mask, dtype=bool)
+    bundle: dict[str, Any] = {"kind": "diffraction", "diffraction": figures.diffraction_bundle(intensity, mask)}
+    if intensity.ndim == 3:
+        bundle["volume3d"] = figures.intensity_isosurface_figure(intensity, mask)
+    return bundle
+
+
+@login_required
+@require_GET
+def dataset_figures(request: HttpRequest, pk: int) -> HttpResponse:
+    """Figure data of a dataset page (cached, gzipped JSON)."""
+    from reconstruction.errors import ReconstructionError
+
+    dataset = selectors.dataset_get_for_user(request.user, pk)
+    if not dataset.path.exists():
+        return JsonResponse({"error": "the dataset's file is missing on the server"}, status=404)
+    try:
+        payload = cached_gzip_json(dataset.path, lambda: _dataset_bundle(dataset), view="dataset", version=1)
+    except ReconstructionError as exc:
+        return JsonResponse({"error": str(exc)}, status=422)
+    return gzip_json_response(request, payload)
+
+
+# --------------------------------------------------------------------------- job submission
+def _spec_rows(kind: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The form fields of a job kind, with current values."""
+    rows = []
+    for spec in schemas.PARAM_SPECS.get(kind, []):
+        row = spec.as_dict()
+        row["value"] = values.get(spec.name, spec.default)
+        row["step"] = "1" if spec.type == "int" else "any"
+        rows.append(row)
+    return rows
+
+
+def _form_params(kind: str, post: Any) -> dict[str, Any]:
+    """Parameters of a submitted form (checkboxes absent = false); validated by the service."""
+    params: dict[str, Any] = {}
+    for spec in schemas.PARAM_SPECS.get(kind, []):
+        if spec.type == "bool":
+            params[spec.name] = post.get(spec.name) in ("on", "true", "1")
+        elif spec.name in post:
+            params[spec.name] = post.get(spec.name)
+    return params
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_new(request: HttpRequest) -> HttpResponse:
+    """Submit form of a job kind (``?kind=…&dataset=…&parent=…``, or ``?rerun=<job id>``)."""
+    source = request.POST if request.method == "POST" else request.GET
+    rerun = selectors.job_get_for_user(request.user, source["rerun"]) if source.get("rerun") else None
+    kind = rerun.kind if rerun else source.get("kind", "")
+    if kind not in schemas.JOB_KINDS:
+        return render(request, "viewer/job_kinds.html", {"kinds": schemas.JOB_KINDS,
+                                                         "dataset": source.get("dataset", "")})  # fmt: skip
+    dataset = rerun.dataset if rerun else None
+    if dataset is None and source.get("dataset"):
+        dataset = selectors.dataset_get_for_user(request.user, source["dataset"])
+    parent = rerun.parent if rerun else None
+    if parent is None and source.get("parent"):
+        parent = selectors.job_get_for_user(request.user, source["parent"])
+    versions = [v for v in selectors.model_versions_visible_to(request.user) if v.status != "retired"]
+    model_version = rerun.model_version if rerun else None
+    if source.get("model_version"):
+        model_version = selectors.model_version_get_for_user(request.user, source["model_version"])
+    values = dict(rerun.params) if rerun else {}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = _form_params(kind, request.POST)
+        try:
+            if rerun:
+                job = services.job_rerun(user=request.user, job=rerun, params=values)
+            else:
+                group = (dataset.group if dataset else parent.group if parent else
+                         access.group_for_user(request.user, request.POST.get("group") or None))  # fmt: skip
+                job = services.job_submit(user=request.user, group=group, kind=kind, params=values,
+                                          dataset=dataset, parent=parent, model_version=model_version)  # fmt: skip
+        except ValidationError as exc:
+            errors = {k: " ".join(v) for k, v in exc.message_dict.items()} if hasattr(exc, "message_dict") else {"__all__": " ".join(exc.messages)}
+        except ValueError as exc:
+            errors = {"group": str(exc)}
+        else:
+            return redirect("viewer:job", pk=job.pk)
+    context = {
+        "kind": kind,
+        "fields": _spec_rows(kind, values),
+        "presets": schemas.PRESETS.get(kind, {}),
+        "dataset": dataset,
+        "datasets": selectors.datasets_visible_to(request.user)[:200] if kind in schemas.NEEDS_DATASET else [],
+        "parent": parent,
+        "parents": selectors.jobs_visible_to(request.user).filter(status="succeeded")[:100] if kind == "refine" else [],
+        "versions": versions if kind in ("predict", "pipeline", "finetune") else [],
+        "model_version": model_version,
+        "groups": selectors.groups_of(request.user),
+        "rerun": rerun,
+        "errors": errors,
+        "general_errors": [v for k, v in errors.items() if k not in {f.name for f in schemas.PARAM_SPECS.get(kind, [])}],
+    }
+    return render(request, "viewer/job_new.html", context, status=400 if errors else 200)
+
+
+# --------------------------------------------------------------------------- job page
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Live progress, log, lineage, cancel / re-run, and the result viewer once succeeded."""
+    job = selectors.job_get_for_user(request.user, pk)
+    children = list(selectors.job_children(job))
+    grandchildren = [g for c in children for g in selectors.job_children(c)]
+    compare_ids = [j.pk for j in children + grandchildren if j.kind in ("predict", "refine", "phase")]
+    context = {
+        "job": job,
+        "children": children,
+        "grandchildren": grandchildren,
+        "params": sorted(job.params.items()),
+        "compare_ids": ",".join(str(i) for i in compare_ids[:MAX_COMPARE]),
+        "has_result_kind": job.kind in ("predict", "refine", "phase", "pipeline"),
+        "is_training": job.kind in ("train", "finetune"),
+        "trained_models": list(job.trained_models.all()),
+    }
+    return render(request, "viewer/job.html", context)
+
+
+def _log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log."""
+    return "\n".join((text or "").splitlines()[-lines:])
+
+
+@login_required
+@require_GET
+def job_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the job page polls: status, progress, stage, ETA, latest values, curves, log tail."""
+    job = selectors.job_get_for_user(request.user, pk)
+    children = list(selectors.job_children(job))
+    return JsonResponse({
+        **job_row(job),
+        "eta_s": _number(job.eta_s),
+        "latest_values": job.latest_values or {},
+        "curves": job.curves or {},
+        "metrics": job.metrics or {},
+        "log_tail": _log_tail(job.log),
+        "error_message": job.error_message,
+        "cancel_requested": job.cancel_requested,
+        "finished": job.is_finished,
+        "has_result": job.status == "succeeded" and job.result_path.exists(),
+        "children": [{"id": c.pk, "kind": c.kind, "status": c.status, "progress": c.progress,
+                      "url": reverse("viewer:job", args=[c.pk])} for c in children],  # fmt: skip
+    })
+
+
+def _summary(job: Job) -> dict[str, Any]:
+    """The job's summary (database copy, else summary.json)."""
+    if job.summary:
+        return job.summary
+    if job.summary_path.exists():
+        try:
+            return json.loads(job.summary_path.read_text())
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def _threshold(request: HttpRequest) -> float:
+    """The isosurface threshold of the request (fraction of max amplitude), rounded to 0.01."""
+    try:
+        value = round(float(request.GET.get("threshold", figures.DEFAULT_THRESHOLD)), 2)
+    except ValueError:
+        raise ValidationError("threshold must be a number") from None
+    if not 0.0 < value < 1.0:
+        raise ValidationError("threshold must be a fraction of the maximum amplitude in (0, 1)")
+    return value
+
+
+def _max_vertices(request: HttpRequest) -> int:
+    """The vertex budget of the request (1,000 … 200,000)."""
+    try:
+        return int(np.clip(int(request.GET.get("max_vertices", figures.DEFAULT_MAX_VERTICES)), 1_000, 200_000))
+    except ValueError:
+        raise ValidationError("max_vertices must be an integer") from None
+
+
+def _read_result(job: Job) -> Any:
+    """The job's ResultRecord, or Http404 when it has none."""
+    from reconstruction.io import read_result
+
+    if job.status != "succeeded" or not job.result_path.exists():
+        raise Http404("this job has no result")
+    return read_result(str(job.result_path))
+
+
+@login_required
+@require_GET
+def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
+    """Result figures of a job (cached, gzipped JSON): ``result`` (see ``figures.result_bundle``),
+    ``loss`` (training curves) and ``summary``."""
+    from reconstruction.errors import ReconstructionError
+
+    job = selectors.job_get_for_user(request.user, pk)
+    try:
+        threshold, budget = _threshold(request), _max_vertices(request)
+    except ValidationError as exc:
+        return JsonResponse({"error": _error_text(exc)}, status=400)
+    summary = _summary(job)
+    history = summary.get("history") or {k: v for k, v in (summary.get("curves") or {}).items() if "loss" in k}
+    loss = figures.loss_curves_figure(history) if history and job.kind in ("train", "finetune") else None
+    base = {"job": job.pk, "kind": job.kind, "status": job.status, "loss": loss}
+    if job.status != "succeeded" or not job.result_path.exists():
+        return JsonResponse({**base, "result": None})
+
+    def compute() -> dict[str, Any]:
+        record = _read_result(job)
+        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget)}
+
+    try:
+        payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, version=1)
+    except ReconstructionError as exc:
+        return JsonResponse({**base, "result": None, "error": str(exc)}, status=422)
+    return gzip_json_response(request, payload)
+
+
+@login_required
+@require_GET
+def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
+    """Only the isosurface at ``?threshold=`` (the page's slider), cached."""
+    from reconstruction.errors import ReconstructionError
+
+    job = selectors.job_get_for_user(request.user, pk)
+    try:
+        threshold, budget = _threshold(request), _max_vertices(request)
+    except ValidationError as exc:
+        return JsonResponse({"error": _error_text(exc)}, status=400)
+
+    def compute() -> dict[str, Any]:
+        record = _read_result(job)
+        support = None if record.support is None else np.asarray(record.support, dtype=bool)
+        return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold, max_vertices=budget)
+
+    if job.status != "succeeded" or not job.result_path.exists():
+        raise Http404("this job has no result")
+    try:
+        payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, version=1)
+    except ReconstructionError as exc:
+        return JsonResponse({"error": str(exc)}, status=422)
+    return gzip_json_response(request, payload)
+
+
+@login_required
+@require_GET
+def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
+    """The result's object and support as an NPZ file (obj complex64, support bool, centred)."""
+    job = selectors.job_get_for_user(request.user, pk)
+    record = _read_result(job)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, obj=np.asarray(record.obj, dtype=np.complex64),
+                        support=np.asarray(record.support, dtype=bool),
+                        algorithm=np.array(record.algorithm or ""))  # fmt: skip
+    response = HttpResponse(buffer.getvalue(), content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="job{job.pk}_object.npz"'
+    return response
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask a queued or running job to stop."""
+    job = selectors.job_get_for_user(request.user, pk, write=True)
+    job = services.job_cancel(user=request.user, job=job)
+    if _is_json_request(request):
+        return JsonResponse({"id": job.pk, "status": job.status, "cancel_requested": job.cancel_requested})
+    return redirect("viewer:job", pk=job.pk)
+
+
+# --------------------------------------------------------------------------- compare
+@login_required
+@require_GET
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two or three results side by side (``?jobs=1,2,3``) with linked slice positions."""
+    ids = [s for s in request.GET.get("jobs", "").replace(" ", "").split(",") if s]
+    if not ids:
+        raise Http404("say which jobs to compare: ?jobs=1,2")
+    jobs = [selectors.job_get_for_user(request.user, i) for i in ids[:MAX_COMPARE]]
+    return render(request, "viewer/compare.html", {"jobs": jobs, "ids": [j.pk for j in jobs]})
+
+
+# --------------------------------------------------------------------------- models
+@login_required
+@require_GET
+def models_list(request: HttpRequest) -> HttpResponse:
+    """Model versions with their metrics; staff can promote and retire."""
+    versions = list(selectors.model_versions_visible_to(request.user))
+    metric_names = sorted({k for v in versions for k, val in (v.metrics or {}).items() if _number(val) is not None})
+    rows = [{"version": v, "metrics": [_number((v.metrics or {}).get(k)) for k in metric_names]} for v in versions]
+    return render(request, "viewer/models.html", {"rows": rows, "metric_names": metric_names})
+
+
+@login_required
+@require_POST
+def model_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Promote a model version to default, or retire it (staff only)."""
+    version: ModelVersion = selectors.model_version_get_for_user(request.user, pk, write=True)
+    try:
+        if action == "promote":
+            services.model_version_promote(user=request.user, version=version)
+        elif action == "retire":
+            services.model_version_retire(user=request.user, version=version)
+        else:
+            raise Http404("unknown action")
+    except ValidationError as exc:
+        if _is_json_request(request):
+            return JsonResponse({"error": _error_text(exc)}, status=400)
+        raise PermissionDenied(_error_text(exc)) from exc
+    if _is_json_request(request):
+        version.refresh_from_db()
+        return JsonResponse({"id": version.pk, "status": version.status})
+    return redirect("viewer:models")

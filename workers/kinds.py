@@ -1,0 +1,203 @@
+"""One handler per job kind: map the job's row to a library workflow call. No science here.
+
+Each handler takes a ``workers.runner.Context`` and returns the workflow's JSON summary dict.
+The library is imported inside the handlers so that the worker's parent never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any, Callable
+
+from django.utils import timezone
+
+from webapp.core.models import Job
+from workers.runner import Context, JobProgress, claim_step, finish
+
+
+def _input_path(ctx: Context) -> str:
+    if ctx.job.dataset is None:
+        from reconstruction.errors import InvalidDataError
+
+        raise InvalidDataError(f"a {ctx.job.kind} job needs an input dataset")
+    return str(ctx.job.dataset.path)
+
+
+def _checkpoint_path(job: Job) -> str | None:
+    """The model version's checkpoint, or None for the library's shipped default model."""
+    return job.model_version.file if job.model_version is not None else None
+
+
+def run_simulate(ctx: Context) -> dict[str, Any]:
+    """``simulate_dataset`` into the job folder (simulated.h5)."""
+    from reconstruction.simulate.workflow import simulate_dataset
+
+    p = ctx.job.params
+    return simulate_dataset(
+        str(ctx.job.result_dir / "simulated.h5"),
+        kind=p["kind"], n=p["n"], shape=p["shape"], dims=p["dims"],
+        photons=(p["photons_min"], p["photons_max"]), seed=p["seed"], cxi=p["cxi"],
+        progress=ctx.progress, cancel=ctx.cancel,
+    )
+
+
+def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, parent=None) -> None:  # noqa: ANN001
+    from webapp.core.services import model_version_register
+
+    path = summary.get("out_path") or str(ctx.job.result_dir / "model.pt")
+    config = summary.get("config") or {}
+    dims = int(summary.get("dims") or config.get("dims") or (parent.dims if parent is not None else 3))
+    version = model_version_register(
+        name=name, file=path, dims=dims, config=config, metrics=summary.get("metrics") or {},
+        parent=parent, trained_by_job=ctx.job,
+    )
+    summary["model_version"] = {"id": version.pk, "name": version.name, "version": version.version}
+
+
+def run_train(ctx: Context) -> dict[str, Any]:
+    """``train_model`` into the job folder (model.pt); registers a candidate model version."""
+    from reconstruction.nn.workflow import train_model
+
+    p = ctx.job.params
+    summary = train_model(
+        str(ctx.job.result_dir / "model.pt"), recipe=p["recipe"], device=ctx.device,
+        progress=ctx.progress, cancel=ctx.cancel,
+    )
+    _register_candidate(ctx, summary, name=p.get("name") or f"train-job{ctx.job.pk}")
+    return summary
+
+
+def run_finetune(ctx: Context) -> dict[str, Any]:
+    """``finetune_model`` from the job's model version on its dataset; registers a candidate."""
+    from reconstruction.nn.workflow import finetune_model
+
+    base = ctx.job.model_version
+    if base is None:
+        from reconstruction.errors import ConfigError
+
+        raise ConfigError("a finetune job needs a base model version")
+    summary = finetune_model(
+        base.file, [_input_path(ctx)], str(ctx.job.result_dir / "model.pt"), device=ctx.device,
+        progress=ctx.progress, cancel=ctx.cancel,
+    )
+    _register_candidate(ctx, summary, name=ctx.job.params.get("name") or base.name, parent=base)
+    return summary
+
+
+def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress | None = None) -> dict[str, Any]:
+    """``predict_file`` with the job's model version (None: the shipped default) into result.cxi."""
+    from reconstruction.nn.workflow import predict_file
+
+    job = job or ctx.job
+    return predict_file(
+        str(job.dataset.path) if job.dataset else _input_path(ctx), str(job.result_path),
+        checkpoint_path=_checkpoint_path(job), device=ctx.device,
+        progress=progress or ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
+    )
+
+
+def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | None = None) -> dict[str, Any]:
+    """``refine_file`` from the parent job's result.cxi into result.cxi."""
+    from reconstruction.errors import InvalidDataError
+    from reconstruction.phasing.workflow import refine_file
+
+    job = job or ctx.job
+    if job.parent is None or not job.parent.result_path.exists():
+        raise InvalidDataError("a refine job needs a parent job with a result file")
+    p = job.params
+    return refine_file(
+        str(job.dataset.path) if job.dataset else _input_path(ctx), str(job.result_path),
+        initial_path=str(job.parent.result_path), algorithm=p["algorithm"],
+        support_threshold=p["support_threshold"], device=ctx.device,
+        progress=progress or ctx.progress, cancel=ctx.cancel,
+        provenance=ctx.provenance | {"job_id": job.pk, "parent_job_id": job.parent.pk},
+    )
+
+
+def run_phase(ctx: Context) -> dict[str, Any]:
+    """``phase_file`` (random starts, ER/HIO schedule) into result.cxi."""
+    from reconstruction.phasing.workflow import phase_file
+
+    p = ctx.job.params
+    return phase_file(
+        _input_path(ctx), str(ctx.job.result_path),
+        algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
+        support=p["support"], seed=p["seed"], device=ctx.device,
+        progress=ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance,
+    )
+
+
+def _step(ctx: Context, *, kind: str, parent: Job, params: dict[str, Any], lo: float, hi: float,
+          run: Callable[..., dict[str, Any]]) -> Job:
+    """Run one pipeline step as its own Job row (child of ``parent``), inside this task.
+
+    A step that already succeeded in an earlier attempt (its result file exists) is reused.
+    """
+    step = claim_step(ctx.job, kind=kind, parent=parent, params=params)
+    if step.status == "succeeded" and step.result_path.exists():
+        ctx.progress.add_log(f"{kind} step: reusing job {step.pk} from the previous attempt")
+        return step
+    step.result_dir.mkdir(parents=True, exist_ok=True)
+    ctx.heartbeat.ids.append(step.pk)
+    progress = JobProgress(step.pk, log=step.log, mirror=None)
+    ctx.progress.lo, ctx.progress.hi = lo, hi
+    progress.mirror = ctx.progress
+    ctx.progress.add_log(f"{kind} step: job {step.pk}")
+    started = time.monotonic()
+    try:
+        summary = dict(run(ctx, job=step, progress=progress) or {})
+    except BaseException as exc:
+        from reconstruction.errors import Cancelled
+
+        status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+        finish(step.pk, status, progress=progress, error="" if status == "cancelled" else str(exc))
+        raise
+    finally:
+        ctx.heartbeat.ids.remove(step.pk)
+    summary.setdefault("seconds", time.monotonic() - started)
+    from workers.runner import write_json_atomic
+
+    write_json_atomic(step.summary_path, summary)
+    finish(step.pk, "succeeded", progress=progress, summary=summary)
+    step.refresh_from_db()
+    return step
+
+
+def run_pipeline(ctx: Context) -> dict[str, Any]:
+    """Predict with the network (child job), then refine from its result (grandchild job).
+
+    The pipeline job's own result.cxi is a copy of the refined result; its summary lists both steps.
+    """
+    job = ctx.job
+    predict = _step(ctx, kind="predict", parent=job, params={}, lo=0.0, hi=0.25, run=run_predict)
+    refine = _step(ctx, kind="refine", parent=predict,
+                   params={"algorithm": job.params["algorithm"], "support_threshold": job.params["support_threshold"]},
+                   lo=0.25, hi=1.0, run=run_refine)
+    temp = f"{job.result_path}.tmp-{os.getpid()}"
+    shutil.copyfile(refine.result_path, temp)
+    os.replace(temp, job.result_path)
+    summary = dict(refine.summary)
+    summary.update(
+        out_path=str(job.result_path),
+        steps={"predict": {"job_id": predict.pk, **predict.summary}, "refine": {"job_id": refine.pk, **refine.summary}},
+        metrics=refine.metrics,
+        metrics_predicted=predict.metrics,
+        seconds=float(predict.summary.get("seconds", 0.0)) + float(refine.summary.get("seconds", 0.0)),
+        finished=timezone.now().isoformat(),
+    )
+    if refine.curves:
+        summary["curves"] = refine.curves
+    return summary
+
+
+HANDLERS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "simulate": run_simulate,
+    "train": run_train,
+    "finetune": run_finetune,
+    "predict": run_predict,
+    "refine": run_refine,
+    "phase": run_phase,
+    "pipeline": run_pipeline,
+}
