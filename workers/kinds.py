@@ -46,8 +46,8 @@ def run_simulate(ctx: Context) -> dict[str, Any]:
 def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, parent=None) -> None:  # noqa: ANN001
     from webapp.core.services import model_version_register
 
-    path = summary.get("out_path") or str(ctx.job.result_dir / "model.pt")
-    config = summary.get("config") or {}
+    path = summary.get("checkpoint_path") or summary.get("out_path") or str(ctx.job.result_dir / "model.pt")
+    config = summary.get("config") or summary.get("recipe") or {}
     dims = int(summary.get("dims") or config.get("dims") or (parent.dims if parent is not None else 3))
     version = model_version_register(
         name=name, file=path, dims=dims, config=config, metrics=summary.get("metrics") or {},
@@ -61,11 +61,12 @@ def run_train(ctx: Context) -> dict[str, Any]:
     from reconstruction.nn.workflow import train_model
 
     p = ctx.job.params
+    overrides = {key: p[key] for key in ("epochs", "minutes", "n_train", "seed") if p.get(key)}
     summary = train_model(
         str(ctx.job.result_dir / "model.pt"), recipe=p["recipe"], device=ctx.device,
-        progress=ctx.progress, cancel=ctx.cancel,
+        progress=ctx.progress, cancel=ctx.cancel, **overrides,
     )
-    _register_candidate(ctx, summary, name=p.get("name") or f"train-job{ctx.job.pk}")
+    _register_candidate(ctx, summary, name=p.get("name") or summary.get("model_name") or f"{p['recipe']}-train")
     return summary
 
 
@@ -78,11 +79,13 @@ def run_finetune(ctx: Context) -> dict[str, Any]:
         from reconstruction.errors import ConfigError
 
         raise ConfigError("a finetune job needs a base model version")
+    p = ctx.job.params
     summary = finetune_model(
-        base.file, [_input_path(ctx)], str(ctx.job.result_dir / "model.pt"), device=ctx.device,
-        progress=ctx.progress, cancel=ctx.cancel,
+        base.file, [_input_path(ctx)], str(ctx.job.result_dir / "model.pt"),
+        steps=p["steps"], lr=p["lr"], batch_size=p["batch_size"], freeze_encoder=p["freeze_encoder"],
+        augment=p["augment"], seed=p["seed"], device=ctx.device, progress=ctx.progress, cancel=ctx.cancel,
     )
-    _register_candidate(ctx, summary, name=ctx.job.params.get("name") or base.name, parent=base)
+    _register_candidate(ctx, summary, name=p.get("name") or base.name, parent=base)
     return summary
 
 
@@ -94,6 +97,7 @@ def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress |
     return predict_file(
         str(job.dataset.path) if job.dataset else _input_path(ctx), str(job.result_path),
         checkpoint_path=_checkpoint_path(job), device=ctx.device,
+        threshold=job.params.get("threshold", 0.1), optimise_steps=job.params.get("optimise_steps", 0),
         progress=progress or ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
     )
 
@@ -171,7 +175,8 @@ def run_pipeline(ctx: Context) -> dict[str, Any]:
     The pipeline job's own result.cxi is a copy of the refined result; its summary lists both steps.
     """
     job = ctx.job
-    predict = _step(ctx, kind="predict", parent=job, params={}, lo=0.0, hi=0.25, run=run_predict)
+    predict = _step(ctx, kind="predict", parent=job, params={"optimise_steps": job.params.get("optimise_steps", 0)},
+                    lo=0.0, hi=0.25, run=run_predict)
     refine = _step(ctx, kind="refine", parent=predict,
                    params={"algorithm": job.params["algorithm"], "support_threshold": job.params["support_threshold"]},
                    lo=0.25, hi=1.0, run=run_refine)

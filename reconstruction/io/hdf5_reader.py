@@ -122,7 +122,9 @@ def _choose_dataset(handle, tree: Hdf5Tree, dataset_path, *, name: str, is_cxi: 
         dset = resolve_dataset(handle, dataset_path)
         if dset is None:
             listing = _listing(tree, _plausible(tree) or list(tree.datasets))
-            raise InvalidDataError(f"{name} has no dataset {dataset_path!r}; datasets: {listing}")
+            raise InvalidDataError(
+                f"{name} has no dataset {dataset_path!r} holding data; datasets: {listing}"
+            )
         return dset, dataset_path
     if _is_our_result(handle):
         return handle[layout.PREPARED_INTENSITY], layout.PREPARED_INTENSITY
@@ -275,7 +277,7 @@ def _groups_for(handle, dset: h5py.Dataset, link_path: str) -> list[h5py.Group]:
 def _find_mask(handle, groups, shape, *, max_bytes: int, name: str) -> np.ndarray | None:
     for g in groups:
         m = g.get("mask")
-        if isinstance(m, h5py.Dataset):
+        if isinstance(m, h5py.Dataset) and m.shape is not None:
             check_size(m.shape, m.dtype.itemsize, what=f"{name}:{m.name}", max_bytes=max_bytes)
             return mask_from_cxi(np.asarray(read_dataset(m, what="the mask")))
     return None
@@ -285,7 +287,12 @@ def _find_named(groups, names, *, max_bytes: int) -> np.ndarray | None:
     for g in groups:
         for n in names:
             d = g.get(n)
-            if isinstance(d, h5py.Dataset) and d.ndim >= 2 and _numeric(d.dtype):
+            if (
+                isinstance(d, h5py.Dataset)
+                and d.shape is not None
+                and d.ndim >= 2
+                and _numeric(d.dtype)
+            ):
                 check_size(d.shape, d.dtype.itemsize, what=d.name, max_bytes=max_bytes)
                 return np.asarray(read_dataset(d, what=n), dtype=np.float64)
     return None
@@ -357,8 +364,8 @@ def _first(groups, names, units: dict[str, float]) -> float | None:
             d = g.get(n)
             if (
                 isinstance(d, h5py.Dataset)
-                and d.size >= 1
-                and d.size <= 1_000_000
+                and d.shape is not None
+                and 1 <= d.size <= 1_000_000
                 and _numeric(d.dtype)
             ):
                 value = float(np.ravel(d[()])[0])
@@ -402,7 +409,12 @@ def _frame_stack_reason(entry: h5py.Group, dset: h5py.Dataset, meta: Metadata) -
         ):
             return f"its axes attribute says {':'.join(meta.axes)}: a stack of 2D frames"
     sample = entry.get("sample_1/geometry_1/translation")
-    if isinstance(sample, h5py.Dataset) and sample.ndim >= 1 and sample.shape[0] == shape[0]:
+    if (
+        isinstance(sample, h5py.Dataset)
+        and sample.shape
+        and sample.ndim >= 1
+        and sample.shape[0] == shape[0]
+    ):
         return (
             f"it has {shape[0]} frames and /{entry.name.strip('/')}/sample_1/geometry_1/translation "
             f"has {sample.shape[0]} sample positions: a stack of 2D frames (e.g. ptychography)"

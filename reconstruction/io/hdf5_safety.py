@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from reconstruction.errors import HostileFileError, UnreadableFileError
+from reconstruction.errors import HostileFileError, ReconstructionError, UnreadableFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_OBJECTS = 200_000
@@ -51,8 +51,9 @@ def is_hdf5(path: str | os.PathLike) -> bool:
 def open_hdf5(path: str | os.PathLike) -> Iterator[tuple[h5py.File, Hdf5Tree]]:
     """Open ``path`` read-only, check it is self-contained, and yield ``(file, tree)``.
 
-    Raises ``UnreadableFileError`` for corrupt or truncated files and ``HostileFileError`` for
-    external links, external storage and virtual datasets reading other files.
+    Raises ``UnreadableFileError`` for corrupt or truncated files (also for HDF5 read errors
+    raised inside the ``with`` block) and ``HostileFileError`` for external links, external
+    storage and virtual datasets reading other files.
     """
     try:
         handle = h5py.File(path, "r", locking=False)
@@ -68,7 +69,14 @@ def open_hdf5(path: str | os.PathLike) -> Iterator[tuple[h5py.File, Hdf5Tree]]:
                 f"{os.fspath(path)}: the HDF5 structure cannot be read (corrupt or truncated?): "
                 f"{_short(exc)}"
             ) from exc
-        yield handle, tree
+        try:
+            yield handle, tree
+        except ReconstructionError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:  # json errors are ValueErrors
+            raise UnreadableFileError(
+                f"{os.fspath(path)}: corrupt HDF5 content (truncated or damaged file?): {_short(exc)}"
+            ) from exc
     finally:
         handle.close()
 
@@ -109,7 +117,7 @@ def walk(handle: h5py.File) -> Hdf5Tree:
                 problem = _dataset_problem(obj)
                 if problem:
                     hostile.append(f"{path} {problem}")
-                else:
+                elif obj.shape is not None:  # a null dataspace holds nothing
                     tree.datasets[path] = obj
     if hostile:
         listed = "; ".join(hostile[:5]) + (
@@ -138,12 +146,17 @@ def _dataset_problem(dset: h5py.Dataset) -> str:
 
 
 def resolve_dataset(handle: h5py.File, path: str) -> h5py.Dataset | None:
-    """Return the dataset at ``path`` (soft links inside the file followed), or None."""
+    """Return the dataset at ``path`` (soft links inside the file followed), or None.
+
+    None too for a dataset with a null dataspace (``h5py.Empty``), which holds no data.
+    """
     try:
         obj = handle.get(path)
     except (KeyError, OSError, RuntimeError, ValueError):
         return None
-    return obj if isinstance(obj, h5py.Dataset) else None
+    if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+        return None
+    return obj
 
 
 def read_dataset(dset: h5py.Dataset, *, what: str):

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import struct
+import tokenize
 import zipfile
+import zlib
 from typing import BinaryIO
 
 import numpy as np
 
 from reconstruction.errors import UnreadableFileError
 from reconstruction.io.limits import check_size
+
+# what a corrupt .npy header or .npz archive can raise while being parsed
+HEADER_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, struct.error)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, *HEADER_ERRORS)
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -23,7 +30,7 @@ def _header(fh: BinaryIO, *, name: str) -> tuple[tuple[int, ...], np.dtype]:
             shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
             shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-    except (ValueError, OSError, EOFError) as exc:
+    except HEADER_ERRORS as exc:
         raise UnreadableFileError(f"{name}: corrupt .npy header: {exc}") from exc
     if dtype.hasobject:
         raise UnreadableFileError(
@@ -46,7 +53,7 @@ def read_npy(path: str | os.PathLike, *, max_bytes: int) -> np.ndarray:
     check_size(shape, dtype.itemsize, what=name, max_bytes=max_bytes)
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except HEADER_ERRORS as exc:
         raise UnreadableFileError(f"{name}: cannot read the .npy data (truncated?): {exc}") from exc
 
 
@@ -61,7 +68,9 @@ def npz_members(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.
                     continue
                 with zf.open(info) as fh:
                     members[info.filename[:-4]] = _header(fh, name=f"{name}:{info.filename}")
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except UnreadableFileError:
+        raise
+    except ARCHIVE_ERRORS as exc:
         raise UnreadableFileError(f"{name}: corrupt or truncated .npz file: {exc}") from exc
     return members
 
@@ -77,5 +86,5 @@ def read_npz_member(path: str | os.PathLike, key: str, *, max_bytes: int) -> np.
     try:
         with np.load(path, allow_pickle=False) as npz:
             return npz[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise UnreadableFileError(f"{name}:{key}: cannot read the array (corrupt?): {exc}") from exc

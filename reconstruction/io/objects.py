@@ -124,11 +124,15 @@ def load_object(path: str | os.PathLike, *, max_bytes: int | None = None) -> Obj
 def _pynx(f: h5py.File, *, name: str, limit: int):
     """Read a PyNX result: /entry_1/image_1/data (+ mask = support, data_2/data = mode weights)."""
     dset = f.get(layout.IMAGE_DATA)
-    if not isinstance(dset, h5py.Dataset):
+    if not isinstance(dset, h5py.Dataset) or dset.shape is None:
         complex_ = []
 
         def visit(path, obj):
-            if isinstance(obj, h5py.Dataset) and np.issubdtype(obj.dtype, np.complexfloating):
+            if (
+                isinstance(obj, h5py.Dataset)
+                and obj.shape is not None
+                and np.issubdtype(obj.dtype, np.complexfloating)
+            ):
                 complex_.append(path)
 
         f.visititems(visit)
@@ -142,12 +146,12 @@ def _pynx(f: h5py.File, *, name: str, limit: int):
     obj = read_dataset(dset, what="the object")
     support = None
     mask = dset.parent.get("mask")
-    if isinstance(mask, h5py.Dataset):
+    if isinstance(mask, h5py.Dataset) and mask.shape is not None:
         check_size(mask.shape, mask.dtype.itemsize, what=f"{name}:{mask.name}", max_bytes=limit)
         support = np.asarray(read_dataset(mask, what="the support")) != 0
     weights = None
     w = f.get(f"{layout.ENTRY}/data_2/data")
-    if isinstance(w, h5py.Dataset) and w.ndim == 1 and w.size < 10_000:
+    if isinstance(w, h5py.Dataset) and w.shape is not None and w.ndim == 1 and w.size < 10_000:
         weights = np.asarray(w[()])
     metadata = Metadata()
     for key, p in (

@@ -109,14 +109,15 @@ def read_result(path: str | os.PathLike, *, max_bytes: int | None = None) -> Res
     name = os.fspath(path)
     limit = resolve_max_bytes(max_bytes)
     with open_hdf5(path) as (f, _tree):
-        if layout.IMAGE_DATA not in f or layout.PROCESS not in f:
+        if not is_result_file(f):
             raise UnreadableFileError(
-                f"{name} is not a result file of this program (no {layout.IMAGE_DATA} / {layout.PROCESS})"
+                f"{name} is not a result file of this program (no {layout.PROCESS}/program = "
+                f"{layout.PROGRAM!r}); read PyNX / cohere objects with load_object"
             )
 
         def read(p: str, what: str) -> np.ndarray:
             dset = f.get(p)
-            if not isinstance(dset, h5py.Dataset):
+            if not isinstance(dset, h5py.Dataset) or dset.shape is None:
                 raise UnreadableFileError(f"{name}: missing {p} ({what})")
             check_size(dset.shape, dset.dtype.itemsize, what=f"{name}:{p}", max_bytes=limit)
             return np.asarray(read_dataset(dset, what=what))
@@ -126,12 +127,15 @@ def read_result(path: str | os.PathLike, *, max_bytes: int | None = None) -> Res
         intensity = read(layout.PREPARED_INTENSITY, "intensity").astype(np.float32)
         mask = read(layout.PREPARED_MASK, "mask").astype(bool)
         process = f[layout.PROCESS]
-        curves = {k: read(f"{layout.CURVES}/{k}", "curve") for k in f.get(layout.CURVES, {})}
+        curves = {k: read(f"{layout.CURVES}/{k}", "curve") for k in _members(f, layout.CURVES)}
         arrays = {
-            k: read(f"{layout.EXTRA_ARRAYS}/{k}", "array") for k in f.get(layout.EXTRA_ARRAYS, {})
+            k: read(f"{layout.EXTRA_ARRAYS}/{k}", "array") for k in _members(f, layout.EXTRA_ARRAYS)
         }
         metrics = {}
-        for k, d in f.get(layout.RESULT_METRICS, {}).items():
+        for k in _members(f, layout.RESULT_METRICS):
+            d = f[f"{layout.RESULT_METRICS}/{k}"]
+            if not isinstance(d, h5py.Dataset) or d.shape != ():
+                raise UnreadableFileError(f"{name}: metric {k} is not a scalar dataset")
             value = d[()]
             if d.attrs.get("json"):
                 metrics[k] = json.loads(_text(value))
@@ -146,25 +150,39 @@ def read_result(path: str | os.PathLike, *, max_bytes: int | None = None) -> Res
             support=support,
             intensity=intensity,
             mask=mask,
-            algorithm=_text(process["algorithm"][()]) if "algorithm" in process else "",
-            config=json.loads(_text(process["configuration"][()]))
-            if "configuration" in process
-            else {},
+            algorithm=_scalar_text(process, "algorithm"),
+            config=json.loads(_scalar_text(process, "configuration") or "{}"),
             curves=curves,
             metrics=metrics,
-            timings=json.loads(_text(process["timings"][()])) if "timings" in process else {},
-            command=_text(process["command"][()]) if "command" in process else "",
+            timings=json.loads(_scalar_text(process, "timings") or "{}"),
+            command=_scalar_text(process, "command"),
             provenance=provenance,
             arrays=arrays,
         )
 
 
+def _members(f: h5py.File, path: str) -> list[str]:
+    """Names in the group at ``path`` (empty if there is no such group)."""
+    group = f.get(path)
+    return list(group) if isinstance(group, h5py.Group) else []
+
+
+def _scalar_text(group: h5py.Group, name: str) -> str:
+    """The text of a scalar string dataset ``name`` of ``group``, or ''."""
+    d = group.get(name)
+    if isinstance(d, h5py.Dataset) and d.shape == ():
+        return _text(d[()])
+    return ""
+
+
 def is_result_file(handle: h5py.File) -> bool:
     """True if an open HDF5 file is a result file of this program."""
     process = handle.get(layout.PROCESS)
-    if not isinstance(process, h5py.Group) or "program" not in process:
+    if not isinstance(process, h5py.Group):
         return False
-    return _text(process["program"][()]) == layout.PROGRAM and layout.PREPARED_INTENSITY in handle
+    return _scalar_text(process, "program") == layout.PROGRAM and isinstance(
+        handle.get(layout.PREPARED_INTENSITY), h5py.Dataset
+    )
 
 
 def _text(value) -> str:

@@ -139,7 +139,9 @@ def inspect_file(path: str | os.PathLike, *, dataset_path: str | None = None) ->
         dataset_path=data.provenance.dataset_path,
         shape=list(intensity.shape),
         source_shape=load_step.get("shape", list(intensity.shape)),
-        dtype=load_step.get("dtype", str(intensity.dtype)),
+        dtype=str(intensity.dtype)
+        if is_prepared(data)
+        else load_step.get("dtype", str(intensity.dtype)),
         mask={"masked": int(mask.sum()), "fraction": float(mask.mean())},
         intensity={
             "max": float(unmasked.max()) if unmasked.size else 0.0,

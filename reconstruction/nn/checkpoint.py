@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -48,7 +48,7 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -134,10 +134,45 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+class LoadedCheckpoint(NamedTuple):
+    """``(model, payload)``: the model in eval mode and the verified checkpoint dict.
+
+    Unpacks as a pair; ``config``, ``metrics``, ``name``, ``weights_sha256``, ``recipe`` and
+    ``history`` read the payload's entries.
+    """
+
+    model: PhaseNet
+    payload: dict[str, Any]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.payload["config"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.payload.get("metrics", {}))
+
+    @property
+    def name(self) -> str:
+        return str(self.payload.get("name", ""))
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.payload["weights_sha256"])
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return dict(self.payload.get("recipe", {}))
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return dict(self.payload.get("history", {}))
+
+
 def load_checkpoint(
     path: str | Path, *, device: torch.device | str = "cpu", dims: int | None = None
-) -> tuple[PhaseNet, dict[str, Any]]:
-    """Load a checkpoint into a ``PhaseNet`` in eval mode; return (model, checkpoint dict).
+) -> LoadedCheckpoint:
+    """Load a checkpoint into a ``PhaseNet`` in eval mode; return ``(model, payload)``.
 
     Raises ``CheckpointError`` when the file is missing, is not a checkpoint, its weights do not
     match their sha256, its config is unknown to this code, the weights do not fit the config,
@@ -160,7 +195,7 @@ def load_checkpoint(
             f"checkpoint {path}: weights do not fit its model config ({str(exc).splitlines()[0]})"
         ) from exc
     model.to(device).eval()
-    return model, payload
+    return LoadedCheckpoint(model, payload)
 
 
 def describe(payload: dict[str, Any]) -> dict[str, Any]:

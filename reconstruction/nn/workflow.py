@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 from pathlib import Path
@@ -253,8 +252,10 @@ def finetune_model(
     model, parent = load_checkpoint(parent_path, device=dev)
     patterns, shas = _load_patterns(pattern_paths, model)
     cfg = model.config
-    steps_per_epoch = min(steps, 10)
-    epochs = math.ceil(steps / steps_per_epoch)
+    # epochs of up to 10 steps, exactly ``steps`` in total (the un-augmented patterns are
+    # evaluated after each epoch)
+    steps_per_epoch = next(k for k in range(min(steps, 10), 0, -1) if steps % k == 0)
+    epochs = steps // steps_per_epoch
     rec = TrainRecipe(
         name="finetune",
         dims=cfg.dims,
@@ -438,4 +439,90 @@ def predict_file(
         "algorithm": algorithm,
         "model_name": payload["name"],
         "model_sha256": payload["weights_sha256"],
+    }
+
+
+def pipeline_file(
+    input_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    refine_algorithm: str = "ER**50",
+    support_threshold: float = 0.1,
+    shape: int = 64,
+    oversampling: float = 3.0,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Prepare -> predict -> refine one data file; write all three files into ``out_dir``.
+
+    ``out_dir/prepared.cxi`` (skipped when the input is already a prepared file),
+    ``out_dir/predicted.cxi`` (the network's result, with its chi2) and ``out_dir/refined.cxi``
+    (``refine_algorithm`` run by the phasing engine from the prediction and its support).
+
+    Returns {out_path (the refined file), out_dir, prepared_path, predicted_path, seconds,
+    metrics (refined), curves (refined), predicted (predict summary), refined (refine summary),
+    timings}.
+    """
+    from reconstruction.io import load_data
+    from reconstruction.io.workflow import is_prepared, prepare_file
+    from reconstruction.phasing.workflow import refine_file
+
+    start = time.monotonic()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def stage(lo: float, hi: float) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        return lambda e: report(
+            progress,
+            ProgressEvent(lo + (hi - lo) * e.fraction, e.stage, e.step, e.total, e.values, e.message),
+        )
+
+    timings: dict[str, float] = {}
+    report(progress, ProgressEvent(0.0, "prepare"))
+    if is_prepared(load_data(input_path)):
+        prepared_path = Path(input_path)
+    else:
+        prepared_path = out / "prepared.cxi"
+        prepare_file(
+            input_path, prepared_path, shape=shape, oversampling=oversampling,
+            progress=stage(0.0, 0.2), cancel=cancel,
+        )
+    timings["prepare"] = time.monotonic() - start
+    check(cancel)
+    predicted_path = out / "predicted.cxi"
+    predicted = predict_file(
+        prepared_path, predicted_path, checkpoint_path=checkpoint_path, device=device,
+        threshold=support_threshold, progress=stage(0.2, 0.4), cancel=cancel,
+        provenance=provenance,
+    )
+    timings["predict"] = predicted["timings"]["predict"]
+    check(cancel)
+    t0 = time.monotonic()
+    refined_path = out / "refined.cxi"
+    refined = refine_file(
+        prepared_path, refined_path, initial_path=predicted_path, algorithm=refine_algorithm,
+        support_threshold=support_threshold, device=device, progress=stage(0.4, 1.0),
+        cancel=cancel, provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
+    )
+    timings["refine"] = time.monotonic() - t0
+    timings["total"] = time.monotonic() - start
+    report(progress, ProgressEvent(1.0, "done"))
+    return {
+        "out_path": str(refined_path.resolve()),
+        "out_dir": str(out.resolve()),
+        "prepared_path": str(prepared_path.resolve()),
+        "predicted_path": str(predicted_path.resolve()),
+        "seconds": time.monotonic() - start,
+        "metrics": refined.get("metrics", {}),
+        "curves": refined.get("curves", {}),
+        "predicted": predicted,
+        "refined": refined,
+        "timings": timings,
+        "model_name": predicted["model_name"],
+        "model_sha256": predicted["model_sha256"],
     }

@@ -7,6 +7,7 @@ library workflows the jobs need are missing.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -83,6 +84,22 @@ def write_cxi_pattern(path: Path, n: int = 64) -> Path:
     return path
 
 
+def drop_file(page, selector: str, path: Path) -> None:
+    """Drag and drop ``path`` onto ``selector`` (a real ``drop`` event carrying a File)."""
+    payload = base64.b64encode(path.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name));
+            return transfer;
+        }""",
+        [payload, path.name],
+    )
+    page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
 def needs(*modules: str) -> None:
     """Skip unless the library workflows a job kind calls are importable."""
     for module in modules:
@@ -99,11 +116,11 @@ def wait_finished(page, *, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_member_uploads_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, live_server, cast, celery_worker, tmp_path):
+def test_member_drops_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, live_server, cast, celery_worker, tmp_path):
     needs("reconstruction.io.workflow", "reconstruction.nn.workflow", "reconstruction.phasing.workflow")
     page = open_page("member", "pw-member")
     page.goto(f"{live_server.url}/datasets/upload/")
-    page.set_input_files("#file-input", str(write_cxi_pattern(tmp_path / "crystal.cxi")))
+    drop_file(page, "#drop-zone", write_cxi_pattern(tmp_path / "crystal.cxi"))
     page.wait_for_url(re.compile(r".*/datasets/\d+/$"), timeout=30_000)
     page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
     assert page.locator("#plot-3d canvas").count() > 0  # 3D view of the intensity

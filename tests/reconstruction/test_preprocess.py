@@ -67,6 +67,21 @@ def test_a_masked_beamstop_moves_the_estimate_only_to_the_safe_lower_side(ball_o
     assert all(0.85 * f <= w <= f for w, f in zip(with_stop, free))
 
 
+def test_a_frame_invariant_mask_is_filled_frame_by_frame_like_the_3d_fill():
+    import scipy.ndimage
+
+    from reconstruction.preprocess.oversampling import fill_masked
+
+    values = np.random.default_rng(0).random((6, 12, 12)).astype(np.float32)
+    mask = np.zeros((6, 12, 12), bool)
+    mask[:, 3, 4:7] = True
+    index = scipy.ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    filled = fill_masked(values, mask)
+    assert not np.array_equal(filled, values)
+    np.testing.assert_array_equal(filled[~mask], values[~mask])
+    np.testing.assert_array_equal(filled, values[tuple(index)])
+
+
 def test_masked_binning_sums_rescales_and_masks_only_fully_masked_bins():
     intensity = np.arange(16, dtype=np.float32).reshape(4, 4)
     mask = np.zeros((4, 4), bool)

@@ -166,3 +166,17 @@ def test_create_api_token_command_prints_a_working_key_once(cast, capsys):
     token = ApiToken.objects.get(user=cast.owner)
     assert token.read_only and raw not in token.key_hash
     assert Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/jobs").status_code == 200
+
+
+def test_cancelling_a_running_pipeline_also_flags_its_steps(cast, records):
+    pipeline = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="pipeline", status="running",
+                                  dataset=records.dataset, celery_task_id="t")
+    predict = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="predict", status="succeeded",
+                                 parent=pipeline, celery_task_id="")
+    refine = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="refine", status="running",
+                                parent=predict, celery_task_id="")
+    response = _post(cast.api(cast.member), f"/api/jobs/{pipeline.pk}/cancel")
+    assert response.json()["cancel_requested"] is True and response.json()["status"] == "running"
+    refine.refresh_from_db()
+    predict.refresh_from_db()
+    assert refine.cancel_requested and not predict.cancel_requested

@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +218,43 @@ def test_training_job_figures_show_train_and_validation_loss(cast, records):
     bundle = cast.client(cast.member).get(reverse("viewer:job_figures", args=[job.pk])).json()
     assert bundle["result"] is None
     assert [t["name"] for t in bundle["loss"]["data"]] == ["train loss", "val loss"]
+
+
+REAL_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
+
+
+def real_dataset(cast, media_root, name: str, kind: str) -> Dataset:
+    """A dataset of group alpha holding a copy of one real file (skips when the data is absent)."""
+    source = REAL_DATA / name
+    if not source.exists():
+        pytest.skip(f"real data {name} not available")
+    folder = media_root / "datasets" / str(cast.alpha.pk) / "real"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, folder / name)
+    return Dataset.objects.create(group=cast.alpha, owner=cast.owner, name=name, file=f"datasets/{cast.alpha.pk}/real/{name}",
+                                  size_bytes=source.stat().st_size, sha256=name, kind=kind)  # fmt: skip
+
+
+def test_a_real_pynx_object_file_gets_an_isosurface_and_slices(cast, media_root):
+    dataset = real_dataset(cast, media_root, "bcdi_S11_Pt_pynx_modes_252_420_392.h5", "object")
+    bundle = body_json(cast.client(cast.member).get(reverse("viewer:dataset_figures", args=[dataset.pk])))
+    assert bundle["object"]["isosurface"]["meta"]["n_vertices"] > 1000
+    assert bundle["object"]["shape"] == [86, 118, 122]
+
+
+def test_a_file_that_cannot_be_drawn_says_why_without_server_paths(cast, media_root):
+    dataset = real_dataset(cast, media_root, "PETRAIII_P25_Near_Field_Ptycho.cxi", "other")
+    response = cast.client(cast.member).get(reverse("viewer:dataset_figures", args=[dataset.pk]))
+    assert response.status_code == 422
+    message = response.json()["error"]
+    assert "stack of 2D frames" in message and str(media_root) not in message
+
+
+def test_cached_figures_follow_a_rewritten_result_file(cast, records):
+    from tests.conftest import write_result_file
+
+    client = cast.client(cast.member)
+    url = reverse("viewer:job_figures", args=[records.job.pk])
+    assert body_json(client.get(url))["result"]["object"]["shape"] == [16, 16, 16]
+    write_result_file(records.job.result_path, n=24)
+    assert body_json(client.get(url))["result"]["object"]["shape"] == [24, 24, 24]

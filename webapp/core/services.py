@@ -259,6 +259,7 @@ def job_cancel(*, user: Any, job: Job) -> Job:
     return job
 
 
+@transaction.atomic
 def job_rerun(*, user: Any, job: Job, params: dict[str, Any] | None = None, preset: str | None = None) -> Job:
     """Submit a copy of ``job`` (same kind, dataset, parent, model) with edited ``params``."""
     job = get_for_user(user, Job.objects.all(), job.pk, write=True)
@@ -359,16 +360,9 @@ def api_token_create(*, user: Any, name: str = "", read_only: bool = False) -> t
     return token, raw
 
 
-@transaction.atomic
-def group_add_member(*, group: ResearchGroup, user: Any) -> None:
-    """Add ``user`` to ``group`` (idempotent)."""
-    group.members.add(user)
-
-
 __all__ = [
     "api_token_create",
     "dataset_create",
-    "group_add_member",
     "hash_token",
     "job_cancel",
     "job_rerun",

@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
@@ -182,7 +184,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": dataset,
         "metadata_rows": _flat_metadata(dataset.metadata or {}),
         "jobs": selectors.jobs_visible_to(request.user).filter(dataset=dataset)[:50],
-        "job_kinds": [k for k in schemas.NEEDS_DATASET if k != "refine"],
+        "job_kinds": [k for k in schemas.NEEDS_DATASET if k != "refine"] if dataset.kind != "object" else [],
     }
     return render(request, "viewer/dataset.html", context)
 
@@ -215,8 +217,13 @@ def dataset_figures(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         payload = cached_gzip_json(dataset.path, lambda: _dataset_bundle(dataset), view="dataset", version=1)
     except ReconstructionError as exc:
-        return JsonResponse({"error": str(exc)}, status=422)
+        return JsonResponse({"error": _public_message(exc, dataset.path, dataset.name)}, status=422)
     return gzip_json_response(request, payload)
+
+
+def _public_message(exc: Exception, path: Path, name: str) -> str:
+    """The library's message with the server's file path replaced by the file's name."""
+    return str(exc).replace(str(path), name).replace(str(settings.MEDIA_ROOT), "…")
 
 
 # --------------------------------------------------------------------------- job submission
@@ -413,7 +420,8 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, version=1)
     except ReconstructionError as exc:
-        return JsonResponse({**base, "result": None, "error": str(exc)}, status=422)
+        return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
+                            status=422)
     return gzip_json_response(request, payload)
 
 
@@ -439,7 +447,7 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, version=1)
     except ReconstructionError as exc:
-        return JsonResponse({"error": str(exc)}, status=422)
+        return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)
 
 

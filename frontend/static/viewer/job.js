@@ -55,40 +55,36 @@
     document.body.dataset.rendered = "1";
   }
 
-  function drawObject(obj, isoUrl) {
-    const plots = [];
-    if (obj.isosurface) {
-      $("panel-iso").hidden = false;
-      plots.push(Plotly.newPlot("plot-iso", obj.isosurface.data, obj.isosurface.layout, CDI.PLOT_CONFIG));
-      const meta = obj.isosurface.meta;
-      $("iso-info").textContent = `${meta.n_vertices} vertices${meta.step_size > 1 ? `, step ${meta.step_size}` : ""}`;
-      const slider = $("iso-threshold");
-      const out = $("iso-threshold-value");
-      let timer = null;
-      slider.addEventListener("input", () => {
-        out.textContent = Number(slider.value).toFixed(2);
-        clearTimeout(timer);
-        timer = setTimeout(async () => {
-          $("iso-info").textContent = "computing…";
-          try {
-            const fig = await CDI.getJSON(`${isoUrl}?threshold=${slider.value}`);
-            await Plotly.react("plot-iso", fig.data, fig.layout, CDI.PLOT_CONFIG);
-            $("iso-info").textContent = `${fig.meta.n_vertices} vertices${fig.meta.step_size > 1 ? `, step ${fig.meta.step_size}` : ""}`;
-          } catch (e) { $("iso-info").textContent = e.message; }
-        }, 250);
-      });
-    }
+  function drawIsosurface(iso, isoUrl) {
+    $("panel-iso").hidden = false;
+    const info = (meta) => `${meta.n_vertices} vertices${meta.step_size > 1 ? `, step ${meta.step_size}` : ""}`;
+    $("iso-info").textContent = info(iso.meta);
+    const slider = $("iso-threshold");
+    const out = $("iso-threshold-value");
+    let timer = null;
+    slider.addEventListener("input", () => {
+      out.textContent = Number(slider.value).toFixed(2);
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        $("iso-info").textContent = "computing…";
+        try {
+          const fig = await CDI.getJSON(`${isoUrl}?threshold=${slider.value}`);
+          await Plotly.react("plot-iso", fig.data, fig.layout, CDI.PLOT_CONFIG);
+          $("iso-info").textContent = info(fig.meta);
+        } catch (e) { $("iso-info").textContent = e.message; }
+      }, 250);
+    });
+    return Plotly.newPlot("plot-iso", iso.data, iso.layout, CDI.PLOT_CONFIG);
+  }
+
+  function drawSlices(obj) {
     $("panel-object").hidden = false;
-    if (obj.ndim === 3) {
-      const viewer = new CDI.SliceViewer($("plot-object"), obj.slices, [obj.amplitude, obj.phase],
-        { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
-      plots.push(viewer.draw());
-      CDI.makeSliders($("object-sliders"), { ranges: viewer.ranges(), values: viewer.global,
-        onInput: (a, v) => viewer.setIndex(a, v) });
-    } else {
-      plots.push(Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG));
-    }
-    return plots;
+    if (obj.ndim !== 3) return Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG);
+    const viewer = new CDI.SliceViewer($("plot-object"), obj.slices, [obj.amplitude, obj.phase],
+      { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
+    CDI.makeSliders($("object-sliders"), { ranges: viewer.ranges(), values: viewer.global,
+      onInput: (a, v) => viewer.setIndex(a, v) });
+    return viewer.draw();
   }
 
   function drawDiffraction(d) {
@@ -125,7 +121,8 @@
     if (r) {
       box.hidden = false;
       loading.remove();
-      plots.push(...drawObject(r.object, root.dataset.isoUrl));
+      if (r.object.isosurface) $("panel-iso").hidden = false;  // keep the layout stable
+      plots.push(drawSlices(r.object));
       if (r.diffraction) plots.push(...drawDiffraction(r.diffraction));
       if (r.errors) {
         $("panel-errors").hidden = false;
@@ -146,6 +143,12 @@
       box.hidden = true;
     }
     await Promise.all(plots);
+    // The 2D figures are up: let the browser paint them before the (slow, WebGL) 3D scene.
+    document.body.dataset.firstRenderMs = Math.round(performance.now());
+    if (r && r.object.isosurface) {
+      await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+      await drawIsosurface(r.object.isosurface, root.dataset.isoUrl);
+    }
     CDI.bindPngButtons();
     document.body.dataset.resultRenderedMs = Math.round(performance.now());  // since navigation start
     document.body.dataset.resultRendered = "1";

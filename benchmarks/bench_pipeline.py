@@ -1,0 +1,162 @@
+"""Benchmark the network against conventional phasing on held-out simulated patterns.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --n 100 [--checkpoint FILE] [--runs 5]
+
+On ``n`` freshly simulated 64^3 patterns with truths (seeds from
+``reconstruction.nn.workflow.HELD_OUT_SEED``, never used in training) it prints:
+
+- predict time per pattern on this device at batch 1 and batch 8;
+- network quality: amplitude SSIM (median, 10th percentile), phase RMS error in the support,
+  relative error and chi2 of the prediction (``compare_to_truth`` aligns shift, twin, phase);
+- predict + ER**50 against conventional phasing ((ER**20,HIO**160,ER**20)**3, best of
+  ``--runs`` random starts) on the same patterns: time ratio, chi2 and relative error of
+  each, success rate (relative error <= 0.2), fraction of patterns where the network route's
+  chi2 is no worse (<= 1.05 x) than the conventional one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask  # noqa: E402
+from reconstruction.nn import load_checkpoint, predict_objects  # noqa: E402
+from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path  # noqa: E402
+from reconstruction.phasing import phase_retrieve  # noqa: E402
+from reconstruction.simulate import Recipe, SimulatedDataset  # noqa: E402
+
+CONVENTIONAL = "ER**20,HIO**160,ER**20"
+
+
+def _median_ms(times: list[float]) -> float:
+    return float(np.median(times) * 1e3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print a Markdown report and optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="held-out patterns (default 100)")
+    parser.add_argument("--checkpoint", default=None, help="model (default: shipped)")
+    parser.add_argument("--kind", default="mixed", help="simulated object family")
+    parser.add_argument("--runs", type=int, default=5, help="random starts of the conventional")
+    parser.add_argument("--skip-conventional", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--json", default=None, help="write all per-pattern numbers here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    path = args.checkpoint or default_checkpoint_path(3)
+    model, payload = load_checkpoint(path)
+    size = model.config.input_size
+    data = SimulatedDataset(Recipe(kind=args.kind, shape=size, dims=3), args.n, HELD_OUT_SEED)
+    items = [data[i] for i in range(args.n)]
+    intens = np.stack([it["intensity"][0].numpy() for it in items]).astype(np.float32)
+    masks = np.stack([it["mask"][0].numpy() for it in items]).astype(bool)
+    truths = [
+        (it["amplitude"][0].numpy() * np.exp(1j * it["phase"][0].numpy())).astype(np.complex64)
+        for it in items
+    ]
+
+    # --- timing: batch 1 and batch 8 (after a warm-up) ---
+    predict_objects(model, intens[:2], masks[:2])
+    t1 = []
+    for i in range(min(args.n, 30)):
+        t0 = time.perf_counter()
+        predict_objects(model, intens[i], masks[i])
+        t1.append(time.perf_counter() - t0)
+    t8 = []
+    for start in range(0, min(args.n, 48) - 7, 8):
+        t0 = time.perf_counter()
+        predict_objects(model, intens[start : start + 8], masks[start : start + 8], batch_size=8)
+        t8.append((time.perf_counter() - t0) / 8)
+
+    rows = []
+    for i in range(args.n):
+        row: dict[str, float] = {}
+        t0 = time.perf_counter()
+        obj, sup = predict_objects(model, intens[i], masks[i])
+        t_pred = time.perf_counter() - t0
+        obj, sup = obj[0], sup[0]
+        free = free_pixel_mask(masks[i], fraction=0.05, seed=0)
+        q = compare_to_truth(obj, truths[i], support=np.abs(truths[i]) > 0.1)
+        e = fourier_errors(obj, intens[i], mask=masks[i], free_mask=free)
+        row.update(
+            nn_ssim=q["ssim"], nn_phase_rms=q["phase_rms"], nn_rel_error=q["rel_error"],
+            nn_chi2=e["chi2"], predict_s=t_pred,
+        )
+        t0 = time.perf_counter()
+        ref = phase_retrieve(
+            intens[i], mask=masks[i], support=sup, initial_object=obj, algorithm="ER**50",
+            n_cycles=1, device="cpu",
+        )
+        t_ref = time.perf_counter() - t0
+        q = compare_to_truth(ref.obj, truths[i], support=np.abs(truths[i]) > 0.1)
+        e = fourier_errors(ref.obj, intens[i], mask=masks[i], free_mask=free)
+        row.update(
+            refined_chi2=e["chi2"], refined_rel_error=q["rel_error"], refined_ssim=q["ssim"],
+            refine_s=t_ref,
+        )
+        if not args.skip_conventional:
+            t0 = time.perf_counter()
+            conv = phase_retrieve(
+                intens[i], mask=masks[i], support="auto", algorithm=CONVENTIONAL, n_cycles=3,
+                runs=args.runs, keep=1, seed=i, device="cpu",
+            )
+            t_conv = time.perf_counter() - t0
+            q = compare_to_truth(conv.obj, truths[i], support=np.abs(truths[i]) > 0.1)
+            e = fourier_errors(conv.obj, intens[i], mask=masks[i], free_mask=free)
+            row.update(
+                conv_chi2=e["chi2"], conv_rel_error=q["rel_error"], conv_ssim=q["ssim"],
+                conv_s=t_conv,
+            )
+        rows.append(row)
+        print(f"[{i + 1}/{args.n}] " + " ".join(f"{k}={v:.3g}" for k, v in row.items()),
+              file=sys.stderr, flush=True)
+
+    col = {k: np.array([r[k] for r in rows], float) for k in rows[0]}
+    print(f"## Network benchmark ({args.n} held-out simulated 64^3 patterns, kind={args.kind})")
+    print(f"model `{payload['name']}` sha256 `{payload['weights_sha256'][:16]}`")
+    print()
+    print("| quantity | value |")
+    print("|---|---|")
+    print(f"| predict, batch 1 (median ms / pattern) | {_median_ms(t1):.1f} |")
+    if t8:
+        print(f"| predict, batch 8 (median ms / pattern) | {_median_ms(t8):.1f} |")
+    print(f"| network amplitude SSIM, median | {np.median(col['nn_ssim']):.3f} |")
+    print(f"| network amplitude SSIM, 10th percentile | {np.percentile(col['nn_ssim'], 10):.3f} |")
+    print(f"| network phase RMS in support (rad), median | {np.median(col['nn_phase_rms']):.3f} |")
+    print(f"| network relative error, median | {np.median(col['nn_rel_error']):.3f} |")
+    print(f"| network chi2, median | {np.median(col['nn_chi2']):.4g} |")
+    print(f"| predict + ER50: chi2, median | {np.median(col['refined_chi2']):.4g} |")
+    print(f"| predict + ER50: relative error, median | {np.median(col['refined_rel_error']):.3f} |")
+    print(f"| predict + ER50: success (rel. error <= 0.2) | "
+          f"{100 * np.mean(col['refined_rel_error'] <= 0.2):.0f} % |")
+    t_net = col["predict_s"] + col["refine_s"]
+    print(f"| predict + ER50: time (median s) | {np.median(t_net):.3f} |")
+    if "conv_chi2" in col:
+        print(f"| conventional ({CONVENTIONAL})x3, best of {args.runs}: chi2, median | "
+              f"{np.median(col['conv_chi2']):.4g} |")
+        print(f"| conventional: relative error, median | {np.median(col['conv_rel_error']):.3f} |")
+        print(f"| conventional: success (rel. error <= 0.2) | "
+              f"{100 * np.mean(col['conv_rel_error'] <= 0.2):.0f} % |")
+        print(f"| conventional: time (median s) | {np.median(col['conv_s']):.3f} |")
+        print(f"| time ratio conventional / (predict + ER50), median | "
+              f"{np.median(col['conv_s'] / t_net):.1f} x |")
+        no_worse = np.mean(col["refined_chi2"] <= 1.05 * col["conv_chi2"])
+        print(f"| predict + ER50 chi2 no worse than conventional (<= 1.05 x) | "
+              f"{100 * no_worse:.0f} % of patterns |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "t1": t1, "t8": t8}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

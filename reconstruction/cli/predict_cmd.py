@@ -1,0 +1,63 @@
+"""``python -m reconstruction predict FILE --out RESULT.cxi``: one network pass."""
+
+from __future__ import annotations
+
+import argparse
+
+from reconstruction.cli.common import (
+    TerminalProgress,
+    add_device_option,
+    add_json_option,
+    print_json,
+)
+
+
+def register(subparsers) -> None:
+    """Add the ``predict`` command."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict amplitude and phase with the network, write a result CXI",
+        description="Predict the object of a prepared pattern (raw files are prepared on the "
+        "fly) and report the prediction's chi2 and chi2_free against the data.",
+    )
+    parser.add_argument("file", help="prepared (or raw) diffraction file")
+    parser.add_argument("--out", required=True, help="result CXI file to write")
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
+    parser.add_argument(
+        "--optimise-steps",
+        type=int,
+        default=0,
+        help="first optimise the weights on this pattern for N steps (unsupervised transfer)",
+    )
+    parser.add_argument("--from-scratch", action="store_true", help="optimise from random weights")
+    add_device_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict and print a summary; return 0."""
+    from reconstruction.nn.workflow import predict_file
+
+    bar = TerminalProgress()
+    summary = predict_file(
+        args.file,
+        args.out,
+        checkpoint_path=args.checkpoint,
+        device=args.device,
+        threshold=args.threshold,
+        optimise_steps=args.optimise_steps,
+        from_scratch=args.from_scratch,
+        progress=bar,
+    )
+    bar.close()
+    if args.json:
+        print_json(summary)
+        return 0
+    m = summary["metrics"]
+    print(f"result       {summary['out_path']}")
+    print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
+    print(f"chi2         {m.get('chi2', float('nan')):.4g}   chi2_free {m.get('chi2_free', float('nan')):.4g}")
+    print(f"time         predict {summary['timings']['predict'] * 1e3:.0f} ms, total {summary['seconds']:.2f} s")
+    return 0

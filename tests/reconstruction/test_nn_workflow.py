@@ -1,0 +1,114 @@
+"""Predict, refine, fine-tune and per-pattern optimisation through the workflow functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reconstruction.errors import CheckpointError, InvalidDataError
+from reconstruction.io import read_result, write_prepared
+from reconstruction.io.types import DiffractionData
+from reconstruction.nn import load_checkpoint, optimise_on_pattern, predict_objects
+from reconstruction.nn.checkpoint import save_checkpoint
+from reconstruction.nn.config import ModelConfig
+from reconstruction.nn.model import PhaseNet
+from reconstruction.nn.testing import ellipsoid_object
+from reconstruction.nn.workflow import file_sha256, finetune_model, predict_file
+
+TINY = ModelConfig(dims=3, input_size=16, output_size=8, width=2, depth=2)
+
+
+@pytest.fixture()
+def tiny_model(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, PhaseNet(TINY), name="tiny-3d")
+    return path
+
+
+def _prepared(path, seed: int = 0):
+    _, intensity = ellipsoid_object(16, seed=seed)
+    mask = np.zeros(intensity.shape, bool)
+    mask[8, 8, 9] = True
+    write_prepared(path, DiffractionData(intensity=intensity, mask=mask))
+    return path
+
+
+def test_predict_writes_a_result_whose_chi2_matches_fourier_errors_recomputed(tmp_path, tiny_model):
+    from reconstruction.metrics import fourier_errors, free_pixel_mask
+
+    data = _prepared(tmp_path / "prepared.cxi")
+    summary = predict_file(data, tmp_path / "pred.cxi", checkpoint_path=tiny_model, device="cpu")
+    record = read_result(summary["out_path"])
+    assert record.obj.shape == (16, 16, 16) and record.obj.dtype == np.complex64
+    assert record.support.sum() > 0 and not record.support[:4].any()  # inside the half box
+    again = fourier_errors(
+        record.obj, record.intensity, mask=record.mask,
+        free_mask=free_pixel_mask(record.mask, fraction=0.05, seed=0),
+    )
+    assert np.isclose(record.metrics["chi2"], again["chi2"], rtol=1e-5)
+    assert np.isclose(summary["metrics"]["chi2_free"], again["chi2_free"], rtol=1e-5)
+    assert record.provenance["model_sha256"] == load_checkpoint(tiny_model).weights_sha256
+    assert summary["timings"]["predict"] > 0 and summary["curves"]["chi2"]
+
+
+def test_refine_from_the_prediction_does_not_increase_chi2(tmp_path, tiny_model):
+    from reconstruction.phasing.workflow import refine_file
+
+    data = _prepared(tmp_path / "prepared.cxi")
+    pred = predict_file(data, tmp_path / "pred.cxi", checkpoint_path=tiny_model, device="cpu")
+    refined = refine_file(data, tmp_path / "refined.cxi", initial_path=pred["out_path"],
+                          algorithm="ER**20", support_threshold=0.1, device="cpu")
+    assert refined["metrics"]["chi2"] <= pred["metrics"]["chi2"] * (1 + 1e-6)
+
+
+def test_a_pattern_of_the_wrong_size_is_refused_with_advice(tmp_path, tiny_model):
+    _, intensity = ellipsoid_object(32, seed=0)
+    model, _ = load_checkpoint(tiny_model)
+    with pytest.raises(InvalidDataError, match="prepare it first"):
+        predict_objects(model, intensity)
+
+
+def test_predict_without_a_shipped_2d_model_says_how_to_get_one(tmp_path, monkeypatch):
+    from reconstruction.nn import workflow
+
+    monkeypatch.setattr(workflow, "MODELS_DIR", tmp_path)
+    data = _prepared(tmp_path / "prepared.cxi")
+    with pytest.raises(CheckpointError, match="train one"):
+        predict_file(data, tmp_path / "pred.cxi", device="cpu")
+
+
+def test_finetune_records_parent_and_pattern_sha256_and_lowers_the_loss(tmp_path, tiny_model):
+    patterns = [_prepared(tmp_path / "a.cxi", seed=1), _prepared(tmp_path / "b.cxi", seed=2)]
+    out = tmp_path / "ft.pt"
+    summary = finetune_model(tiny_model, patterns, out, steps=12, lr=3e-3, batch_size=2,
+                             device="cpu")
+    model, payload = load_checkpoint(out)
+    parent = load_checkpoint(tiny_model)
+    assert payload["parent"] == {"name": "tiny-3d", "weights_sha256": parent.weights_sha256}
+    assert payload["patterns_sha256"] == [file_sha256(p) for p in patterns]
+    assert payload["weights_sha256"] != parent.weights_sha256
+    assert summary["metrics"]["steps"] == 12
+    assert summary["metrics"]["loss_after"] < summary["metrics"]["loss_before"]
+
+
+def test_finetune_with_a_frozen_encoder_changes_only_the_decoders(tmp_path, tiny_model):
+    out = tmp_path / "ft.pt"
+    finetune_model(tiny_model, [_prepared(tmp_path / "a.cxi")], out, steps=3, lr=1e-2,
+                   batch_size=2, freeze_encoder=True, augment=False, device="cpu")
+    before, _ = load_checkpoint(tiny_model)
+    after, _ = load_checkpoint(out)
+    for (name, p0), p1 in zip(before.named_parameters(), after.parameters()):
+        if name.startswith("encoder."):
+            assert torch.equal(p0, p1), name
+    assert not torch.equal(before.phase_decoder.head.weight, after.phase_decoder.head.weight)
+
+
+def test_per_pattern_optimisation_lowers_the_loss_on_that_pattern():
+    torch.manual_seed(0)
+    model = PhaseNet(TINY)
+    _, intensity = ellipsoid_object(16, seed=5)
+    tuned, info = optimise_on_pattern(model, intensity, steps=15, lr=3e-3, from_scratch=True)
+    assert len(info["loss"]) == 15
+    assert np.mean(info["loss"][-3:]) < info["loss"][0]
