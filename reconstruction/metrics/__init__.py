@@ -1,0 +1,38 @@
+"""Quality metrics: Fourier errors against data, comparison with a known truth, PRTF, post-processing.
+
+- ``fourier_errors(obj, intensity, mask=None, free_mask=None)``: chi2, chi2_free, LLK (scale fitted).
+- ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
+- ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS after alignment.
+- ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
+- ``align_to``, ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``.
+"""
+
+from reconstruction.metrics.alignment import Alignment, align_to, fourier_shift, twin_of
+from reconstruction.metrics.fourier_errors import fourier_errors, free_pixel_mask, poisson_llk
+from reconstruction.metrics.postprocess import (
+    centre_object,
+    remove_phase_ramp,
+    unwrap_phase,
+    zero_phase_offset,
+)
+from reconstruction.metrics.prtf import prtf, radial_frequency, shell_average, spectral_weight
+from reconstruction.metrics.truth import compare_to_truth
+
+__all__ = [
+    "Alignment",
+    "align_to",
+    "centre_object",
+    "compare_to_truth",
+    "fourier_errors",
+    "fourier_shift",
+    "free_pixel_mask",
+    "poisson_llk",
+    "prtf",
+    "radial_frequency",
+    "remove_phase_ramp",
+    "shell_average",
+    "spectral_weight",
+    "twin_of",
+    "unwrap_phase",
+    "zero_phase_offset",
+]

@@ -37,7 +37,8 @@ class NetworkItems(Dataset):
     """Wrap a dataset of {"intensity", "mask", ["amplitude", "phase"]} items for the network.
 
     Each item becomes {"input": (1, N, ...) float32 sqrt(I)/max with masked pixels zeroed,
-    "mask": (1, N, ...) bool, and the truths when present and ``truths`` is True}.
+    "mask": (1, N, ...) bool, and, when present and ``truths`` is True, "amplitude" and
+    "phase" cropped to the central (1, N/2, ...) object box}.
     """
 
     def __init__(self, base: Dataset, *, truths: bool = False) -> None:
@@ -55,8 +56,11 @@ class NetworkItems(Dataset):
             mask = torch.zeros_like(intensity, dtype=torch.bool)
         out = {"input": network_input(intensity[None], mask[None])[0], "mask": mask}
         if self.truths and "amplitude" in item and "phase" in item:
-            out["amplitude"] = torch.as_tensor(item["amplitude"]).float()
-            out["phase"] = torch.as_tensor(item["phase"]).float()
+            # truths are only compared inside the object box (the central half): keep that
+            n = intensity.shape[-1]
+            crop = (slice(None),) + (slice(n // 4, n // 4 + n // 2),) * (intensity.dim() - 1)
+            out["amplitude"] = torch.as_tensor(item["amplitude"]).float()[crop].contiguous()
+            out["phase"] = torch.as_tensor(item["phase"]).float()[crop].contiguous()
         return out
 
 

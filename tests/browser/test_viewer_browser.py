@@ -150,8 +150,10 @@ def test_member_drops_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, 
     page.wait_for_url(re.compile(r".*/compare/\?jobs=.*"))
     page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
     assert page.locator(".compare-col").count() >= 2
-    assert page.locator(".compare-col canvas").count() >= 2
-    assert page.locator("#compare-sliders input[type=range]").count() == 3
+    assert page.locator(".compare-col .cmp-iso canvas").count() >= 2
+    page.check("input[name=plane][value='1']")
+    page.locator("#plane-index").fill(page.get_attribute("#plane-index", "min"))
+    page.wait_for_function("() => [...document.querySelectorAll('.cmp-slices')].every((d) => d.textContent.includes('phase, y = '))")
     shot(page, "compare_page")
 
     page.goto(f"{live_server.url}/")

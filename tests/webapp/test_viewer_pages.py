@@ -258,3 +258,12 @@ def test_cached_figures_follow_a_rewritten_result_file(cast, records):
     assert body_json(client.get(url))["result"]["object"]["shape"] == [16, 16, 16]
     write_result_file(records.job.result_path, n=24)
     assert body_json(client.get(url))["result"]["object"]["shape"] == [24, 24, 24]
+
+
+def test_the_cxi_download_button_of_the_job_page_works_with_the_browser_session(cast, records):
+    client = cast.client(cast.member)
+    html = client.get(reverse("viewer:job", args=[records.job.pk])).content.decode()
+    href = re.search(r'id="download-cxi" href="([^"]+)"', html).group(1)
+    response = client.get(href)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content)[:8] == b"\x89HDF\r\n\x1a\n"

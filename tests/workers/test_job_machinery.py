@@ -170,3 +170,18 @@ def test_an_unexpected_exception_fails_the_job_instead_of_leaving_it_running(cas
     assert job.status == "failed" and "internal error (KeyError" in job.error_message
     assert "Traceback" in job.log
 
+
+
+def test_the_worker_parent_never_imports_torch():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'webapp.settings'); django.setup();"
+        "import workers.app, workers.tasks, workers.runner, workers.kinds, workers.sweeper;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

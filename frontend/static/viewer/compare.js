@@ -1,64 +1,111 @@
-/* Compare page: two or three results side by side; one set of sliders (positions in voxels of
- * the common grid) drives the slices of every result. */
+/* Compare page: two or three results side by side. For each: metrics, the isosurface coloured
+ * by phase, and amplitude over phase of one plane; one plane choice and one slider (a voxel
+ * position on the common grid) drive every result, and all share the same axis ranges. */
 "use strict";
 
 (() => {
   const root = document.getElementById("compare");
   if (!root) return;
-  const viewers = [];
+  const AXES = CDI.AXES;
+  const HV = [["x", "y"], ["x", "z"], ["y", "z"]];  // (horizontal, vertical) of a plane normal to z, y, x
+  const panes = [];
 
-  async function loadColumn(col) {
-    const id = col.dataset.job;
+  /* Amplitude (top) and phase (bottom) of one plane of one result, from its quantised volumes. */
+  class PlanePane {
+    constructor(div, obj) {
+      this.div = div;
+      this.origin = obj.origin;
+      this.amp = CDI.decodeVolume(obj.amplitude);
+      this.phase = CDI.decodeVolume(obj.phase);
+      this.coloraxis = obj.slices.layout.coloraxis;
+      this.coloraxis2 = obj.slices.layout.coloraxis2;
+      this.index = obj.index.map((v, a) => v + obj.origin[a]);
+    }
+
+    extent(axis) {
+      return [this.origin[axis], this.origin[axis] + this.amp.shape[axis] - 1];
+    }
+
+    render(axis, value, box) {
+      const local = value - this.origin[axis];
+      const [h, v] = [[2, 1], [2, 0], [1, 0]][axis];  // array axes shown horizontally / vertically
+      const x0 = this.origin[h];
+      const y0 = this.origin[v];
+      const heat = (vol, n, coloraxis) => ({
+        type: "heatmap", z: CDI.sliceVolume(vol, axis, local), x0, dx: 1, y0, dy: 1,
+        xaxis: n === 1 ? "x" : "x2", yaxis: n === 1 ? "y" : "y2", coloraxis,
+      });
+      const axisStyle = (title, anchor, domain, range) => ({ title: { text: `${title} (voxel)`, standoff: 2 }, anchor, domain, range });
+      const inside = local >= 0 && local < this.amp.shape[axis] ? "" : " (outside)";
+      const layout = {
+        height: 600, margin: { l: 45, r: 10, t: 25, b: 40 }, showlegend: false,
+        xaxis: axisStyle(HV[axis][0], "y", [0, 0.78], box[h]),
+        yaxis: Object.assign(axisStyle(HV[axis][1], "x", [0.6, 1], box[v]), { scaleanchor: "x" }),
+        xaxis2: axisStyle(HV[axis][0], "y2", [0, 0.78], box[h]),
+        yaxis2: Object.assign(axisStyle(HV[axis][1], "x2", [0, 0.4], box[v]), { scaleanchor: "x2" }),
+        coloraxis: Object.assign({}, this.coloraxis, { colorbar: Object.assign({}, this.coloraxis.colorbar, { x: 0.84, y: 0.78, len: 0.42 }) }),
+        coloraxis2: Object.assign({}, this.coloraxis2, { colorbar: Object.assign({}, this.coloraxis2.colorbar, { x: 0.84, y: 0.22, len: 0.42 }) }),
+        annotations: [
+          { text: `amplitude, ${AXES[axis]} = ${value}${inside}`, xref: "paper", yref: "paper", x: 0.39, y: 1, yanchor: "bottom", showarrow: false },
+          { text: `phase, ${AXES[axis]} = ${value}${inside}`, xref: "paper", yref: "paper", x: 0.39, y: 0.4, yanchor: "bottom", showarrow: false },
+        ],
+      };
+      return Plotly.react(this.div, [heat(this.amp, 1, "coloraxis"), heat(this.phase, 2, "coloraxis2")], layout, CDI.PLOT_CONFIG);
+    }
+  }
+
+  async function loadColumn(col, n) {
     const loading = col.querySelector(".loading");
+    const error = col.querySelector(".error");
     let bundle;
     try {
       bundle = await CDI.getJSON(col.dataset.figuresUrl);
     } catch (e) {
       loading.hidden = true;
-      col.querySelector(".error").hidden = false;
-      col.querySelector(".error").textContent = e.message;
+      error.hidden = false;
+      error.textContent = e.message;
       return [];
     }
     loading.hidden = true;
     const r = bundle.result;
-    if (!r) {
-      col.querySelector(".error").hidden = false;
-      col.querySelector(".error").textContent = `no result (status ${bundle.status})`;
+    if (!r || r.object.ndim !== 3) {
+      error.hidden = false;
+      error.textContent = r ? "2D results: open the job page" : `no result (status ${bundle.status})`;
       return [];
     }
     CDI.metricsRows(col.querySelector("table.metrics"), r.metrics);
-    const plots = [];
-    const obj = r.object;
-    if (obj.isosurface) {
-      const layout = Object.assign({}, obj.isosurface.layout, { height: 320, title: { text: "isosurface coloured by phase", font: { size: 12 } } });
-      plots.push(Plotly.newPlot(`cmp-iso-${id}`, obj.isosurface.data, layout, CDI.PLOT_CONFIG));
-    }
-    const div = document.getElementById(`cmp-slices-${id}`);
-    if (obj.ndim === 3) {
-      const layout = Object.assign({}, obj.slices.layout, { height: 380 });
-      const viewer = new CDI.SliceViewer(div, { data: obj.slices.data, layout }, [obj.amplitude, obj.phase],
-        { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
-      viewers.push(viewer);
-      plots.push(viewer.draw());
-    } else {
-      plots.push(Plotly.newPlot(div, obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG));
-    }
-    return plots;
+    panes.push(new PlanePane(document.getElementById(`cmp-slices-${n}`), r.object));
+    const iso = r.object.isosurface;
+    const layout = Object.assign({}, iso.layout, { height: 320, title: { text: "isosurface coloured by phase", font: { size: 12 } } });
+    return [Plotly.newPlot(`cmp-iso-${n}`, iso.data, layout, CDI.PLOT_CONFIG)];
   }
 
   async function main() {
     const columns = [...root.querySelectorAll(".compare-col")];
-    const plots = (await Promise.all(columns.map(loadColumn))).flat();
-    if (viewers.length) {
-      const ranges = [0, 1, 2].map((a) => [
-        Math.min(...viewers.map((v) => v.ranges()[a][0])), Math.max(...viewers.map((v) => v.ranges()[a][1]))]);
-      const start = viewers[0].global.slice();
-      viewers.forEach((v) => [0, 1, 2].forEach((a) => v.setIndex(a, start[a])));
-      CDI.makeSliders(document.getElementById("compare-sliders"), {
-        ranges, values: start, onInput: (a, value) => viewers.forEach((v) => v.setIndex(a, value)),
-      });
+    const plots = (await Promise.all(columns.map((col, i) => loadColumn(col, i + 1)))).flat();
+    if (panes.length) {
+      const box = [0, 1, 2].map((a) => [
+        Math.min(...panes.map((p) => p.extent(a)[0])) - 0.5, Math.max(...panes.map((p) => p.extent(a)[1])) + 0.5]);
+      const values = panes[0].index.slice();
+      const slider = document.getElementById("plane-index");
+      const output = document.getElementById("plane-value");
+      let axis = 0;
+      const draw = () => Promise.all(panes.map((p) => p.render(axis, values[axis], box)));
+      const setAxis = (a) => {
+        axis = a;
+        slider.min = Math.ceil(box[a][0]);
+        slider.max = Math.floor(box[a][1]);
+        slider.value = values[a];
+        output.textContent = values[a];
+        document.getElementById("plane-name").textContent = AXES[a];
+        return draw();
+      };
+      slider.addEventListener("input", () => { values[axis] = Number(slider.value); output.textContent = slider.value; draw(); });
+      document.querySelectorAll("input[name=plane]").forEach((r) => r.addEventListener("change", () => setAxis(Number(r.value))));
+      plots.push(setAxis(0));
     }
     await Promise.all(plots);
+    CDI.bindPngButtons();
     document.body.dataset.rendered = "1";
     document.body.dataset.resultRendered = "1";
   }

@@ -53,6 +53,7 @@
         plots.push(Plotly.newPlot("plot-slices", d.slices.data, d.slices.layout, CDI.PLOT_CONFIG));
       }
     }
+    if ($("panel-3d").hidden) $("panel-3d").parentElement.classList.add("single");
     await Promise.all(plots);
     CDI.bindPngButtons();
     document.body.dataset.rendered = "1";

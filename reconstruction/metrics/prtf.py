@@ -1,0 +1,100 @@
+"""Phase-retrieval transfer function (PRTF) of an ensemble of runs, and Fourier spectral weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reconstruction.errors import InvalidDataError
+from reconstruction.fourier import farfield
+
+
+def radial_frequency(shape: tuple[int, ...]) -> np.ndarray:
+    """Spatial frequency |k| (cycles per pixel) of each pixel of a centred pattern of ``shape``."""
+    grids = np.meshgrid(*[(np.arange(n) - n // 2) / n for n in shape], indexing="ij")
+    return np.sqrt(sum(g**2 for g in grids))
+
+
+def shell_average(
+    values: np.ndarray, *, mask: np.ndarray | None = None, n_bins: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average ``values`` (centred pattern) in frequency shells; return (freq, mean) per shell.
+
+    freq : (n_bins,) shell centres in cycles per pixel, up to 0.5; empty shells give NaN.
+    """
+    freq = radial_frequency(values.shape)
+    use = np.ones(values.shape, bool) if mask is None else ~np.asarray(mask, bool)
+    n_bins = n_bins or max(values.shape) // 2
+    edges = np.linspace(0.0, 0.5, n_bins + 1)
+    index = np.clip(np.digitize(freq[use], edges) - 1, 0, n_bins)
+    sums = np.bincount(index, weights=values[use], minlength=n_bins + 1)[:n_bins]
+    counts = np.bincount(index, minlength=n_bins + 1)[:n_bins]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return 0.5 * (edges[1:] + edges[:-1]), mean
+
+
+def prtf(
+    objs,
+    intensity: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    n_bins: int | None = None,
+    object_pixel_size_m: float | None = None,
+) -> dict[str, Any]:
+    """PRTF of aligned runs: shell average of |<s_r F_r>| / sqrt(I_meas), and its 1/e resolution.
+
+    Parameters
+    ----------
+    objs : (R, ...) complex, R >= 1 reconstructions already aligned on each other (shift, twin,
+        global phase, ramp: ``reconstruction.metrics.alignment.align_to``).
+    intensity : (...) float, measured photon counts (centred); mask True = excluded.
+    object_pixel_size_m : real-space pixel size (m), to also give frequencies in 1/m.
+
+    Returns
+    -------
+    dict with ``freq`` (cycles per pixel), ``prtf`` per shell, ``cross_freq`` (first frequency
+    where the PRTF falls below 1/e, NaN if never), ``resolution_pixel`` (half-period, pixels),
+    and ``freq_m`` / ``resolution_m`` when ``object_pixel_size_m`` is given.
+    """
+    objs = np.asarray(objs)
+    intensity = np.asarray(intensity, np.float64)
+    if objs.shape[1:] != intensity.shape:
+        raise InvalidDataError(f"runs of shape {objs.shape[1:]} vs intensity {intensity.shape}")
+    meas = np.sqrt(np.maximum(intensity, 0.0))
+    mask = np.zeros(intensity.shape, bool) if mask is None else np.asarray(mask, bool)
+    use = ~mask & (meas > 0)
+    total = np.zeros(intensity.shape, np.complex128)
+    for obj in objs:
+        field = farfield(obj.astype(np.complex128))
+        amp = np.abs(field[use])
+        scale = np.sum(amp * meas[use]) / max(np.sum(amp**2), 1e-30)
+        total += scale * field
+    ratio = np.where(use, np.abs(total / len(objs)) / np.where(use, meas, 1.0), 0.0)
+    freq, curve = shell_average(ratio, mask=~use, n_bins=n_bins)
+    below = np.flatnonzero(np.nan_to_num(curve, nan=1.0) < np.exp(-1))
+    cross = float(freq[below[0]]) if below.size else float("nan")
+    out: dict[str, Any] = {
+        "freq": freq,
+        "prtf": curve,
+        "cross_freq": cross,
+        "resolution_pixel": 1.0 / (2.0 * cross) if below.size else float("nan"),
+    }
+    if object_pixel_size_m:
+        out["freq_m"] = freq / object_pixel_size_m
+        out["resolution_m"] = out["resolution_pixel"] * object_pixel_size_m
+    return out
+
+
+def spectral_weight(
+    intensity: np.ndarray, *, mask: np.ndarray | None = None, n_bins: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of the total measured intensity in each frequency shell; (freq, weight) sums to 1."""
+    intensity = np.asarray(intensity, np.float64)
+    use = np.ones(intensity.shape, bool) if mask is None else ~np.asarray(mask, bool)
+    n_bins = n_bins or max(intensity.shape) // 2
+    edges = np.linspace(0.0, 0.5, n_bins + 1)
+    sums = np.histogram(radial_frequency(intensity.shape)[use], bins=edges, weights=intensity[use])[0]
+    total = sums.sum()
+    return 0.5 * (edges[1:] + edges[:-1]), sums / total if total > 0 else sums

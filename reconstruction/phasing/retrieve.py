@@ -1,0 +1,357 @@
+"""``phase_retrieve``: many seeded random starts batched on one device, best kept and averaged."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reconstruction.device import pick_device
+from reconstruction.errors import ConfigError, InvalidDataError
+from reconstruction.metrics import (
+    align_to,
+    centre_object,
+    fourier_errors,
+    free_pixel_mask,
+    prtf,
+    zero_phase_offset,
+)
+from reconstruction.phasing.engine import Engine
+from reconstruction.phasing.schedule import parse_schedule
+from reconstruction.phasing.support import (
+    ShrinkWrap,
+    ShrinkWrapper,
+    autocorrelation_support,
+    box_support,
+    resolve_shrinkwrap,
+    support_from_object,
+)
+from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, check, report
+
+DEFAULT_ALGORITHM = "ER**20,HIO**160,ER**20"
+
+
+@dataclass
+class PhasingResult:
+    """The outcome of ``phase_retrieve``.
+
+    obj     : (Z, Y, X) or (Y, X) complex64, centred; the best run, or the average of the
+              ``keep`` best runs after alignment; |farfield(obj)|^2 fits the data up to scale.
+    support : same shape, bool.
+    curves  : per-iteration arrays (n_iterations,) of the best run: ``chi2``, ``chi2_free``
+              (NaN between the iterations where it is computed), ``support_fraction``,
+              ``segment`` (index into ``config["segments"]``).
+    metrics : chi2, chi2_free, llk, llk_free, scale, support_fraction, support_size, ...
+    runs    : one dict per run: seed, chi2, chi2_free, llk, llk_free, support_size, kept.
+    algorithm : the canonical schedule string that was run (cycles included).
+    config  : every parameter, JSON-friendly, with ``segments`` [(start, end, name, beta)].
+    seconds : wall time.
+    prtf    : {freq, prtf, cross_freq, resolution_pixel} when runs > 1, else None.
+    """
+
+    obj: np.ndarray
+    support: np.ndarray
+    curves: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    runs: list[dict[str, Any]]
+    algorithm: str
+    config: dict[str, Any]
+    seconds: float
+    prtf: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _shift_in(x: np.ndarray) -> np.ndarray:
+    return np.fft.ifftshift(x)
+
+
+
+def _initial_support(
+    support, intensity: np.ndarray, mask: np.ndarray, initial_object, threshold: float
+) -> tuple[np.ndarray, str]:
+    """Resolve the ``support`` argument into a centred bool array and a short description."""
+    shape = intensity.shape
+    if support is None:
+        if initial_object is not None:
+            return support_from_object(initial_object, threshold=threshold), f"object>{threshold:g}"
+        support = "auto"
+    if isinstance(support, str):
+        if support == "auto":
+            return autocorrelation_support(intensity, mask), "auto"
+        if support == "box":
+            return box_support(shape), "box"
+        path = Path(support)
+        if not path.exists():
+            raise ConfigError(f"support {support!r} is neither 'auto', 'box' nor an existing file")
+        return _support_from_file(path, shape), f"file:{path.name}"
+    if isinstance(support, (int, np.integer, tuple, list)) and not isinstance(support, np.ndarray):
+        return box_support(shape, support), f"box:{support}"
+    arr = np.asarray(support)
+    if arr.shape != shape:
+        raise InvalidDataError(f"the support has shape {arr.shape} but the data has shape {shape}")
+    if np.iscomplexobj(arr):
+        return support_from_object(arr, threshold=threshold), "array"
+    return arr.astype(bool), "array"
+
+
+def _support_from_file(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+    else:
+        from reconstruction.io import load_object
+
+        obj = load_object(path)
+        arr = obj.support if obj.support is not None else support_from_object(obj.obj)
+    arr = np.asarray(arr)
+    if arr.shape != shape:
+        raise InvalidDataError(f"the support in {path} has shape {arr.shape}, the data {shape}")
+    return arr.astype(bool) if not np.iscomplexobj(arr) else support_from_object(arr)
+
+
+def _validate(intensity, mask) -> tuple[np.ndarray, np.ndarray]:
+    intensity = np.asarray(intensity)
+    if intensity.ndim not in (2, 3):
+        raise InvalidDataError(f"expected a 2D or 3D intensity array, got shape {intensity.shape}")
+    if np.iscomplexobj(intensity):
+        raise InvalidDataError("the intensity must be real (photon counts), got a complex array")
+    intensity = intensity.astype(np.float32)
+    mask = np.zeros(intensity.shape, bool) if mask is None else np.asarray(mask, bool)
+    if mask.shape != intensity.shape:
+        raise InvalidDataError(f"the mask has shape {mask.shape}, the intensity {intensity.shape}")
+    bad = ~np.isfinite(intensity)
+    if bad.any():
+        mask = mask | bad
+    intensity = np.where(mask, 0.0, np.maximum(intensity, 0.0)).astype(np.float32)
+    if intensity.sum() <= 0:
+        raise InvalidDataError("the intensity is zero everywhere outside the mask")
+    return intensity, mask
+
+
+def _set_threads() -> None:
+    """Never use more torch threads than CPUs this process may run on."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    if torch.get_num_threads() > available:
+        torch.set_num_threads(available)
+
+
+def phase_retrieve(
+    intensity: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    support="auto",
+    initial_object: np.ndarray | None = None,
+    algorithm: str = DEFAULT_ALGORITHM,
+    n_cycles: int = 3,
+    runs: int = 1,
+    keep: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    shrinkwrap: ShrinkWrap | dict | bool | None = None,
+    free_fraction: float = 0.05,
+    support_threshold: float = 0.1,
+    positivity: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelLike | None = None,
+) -> PhasingResult:
+    """Retrieve the phase of a 2D/3D diffraction pattern by iterative projections.
+
+    Parameters
+    ----------
+    intensity : (Z, Y, X) or (Y, X) float, photon counts, centred (zero frequency at N // 2).
+    mask : same shape, bool, True = excluded pixel; left free (unconstrained) by the modulus step.
+    support : "auto" (thresholded autocorrelation), "box", a box size (int or tuple, pixels),
+        a bool array, a path (.npy or a result/object file), or None: from ``initial_object``
+        (|obj| > ``support_threshold`` max) when given, else "auto".
+    initial_object : same shape, complex, centred; every run starts from it (e.g. a network
+        prediction); otherwise runs start from random Fourier phases (seeded).
+    algorithm : schedule, e.g. "ER**20,HIO**160,ER**20", "(ER**20,HIO**160)**3,ER**20",
+        "RAAR(0.75)**50", or cohere's "3*(20*ER+180*HIO)+20*ER"; run ``n_cycles`` times.
+    runs, keep : number of random starts (batched into one tensor) and how many of the best
+        (by free LLK, else chi2) are aligned and averaged.
+    shrinkwrap : None (on for "auto"/"box" supports, off otherwise), False, True, a dict of
+        ``ShrinkWrap`` settings or a ``ShrinkWrap``.
+    free_fraction : share of unmasked pixels held out (seeded) for chi2_free and LLK_free.
+    positivity : force a real, positive object (never for Bragg CDI).
+
+    Returns
+    -------
+    PhasingResult
+    """
+    start = time.monotonic()
+    _set_threads()
+    intensity, mask = _validate(intensity, mask)
+    schedule = parse_schedule(algorithm, cycles=n_cycles)
+    if runs < 1 or not 1 <= keep <= runs:
+        raise ConfigError(f"need runs >= 1 and 1 <= keep <= runs, got runs={runs}, keep={keep}")
+    if initial_object is not None:
+        initial_object = np.asarray(initial_object)
+        if initial_object.shape != intensity.shape:
+            raise InvalidDataError(
+                f"the initial object has shape {initial_object.shape}, the data {intensity.shape}"
+            )
+    dev = pick_device(device)
+    shape = intensity.shape
+    support0, support_kind = _initial_support(
+        support, intensity, mask, initial_object, support_threshold
+    )
+    if not support0.any():
+        raise InvalidDataError("the initial support is empty; lower the threshold or give a box")
+    sw_settings = resolve_shrinkwrap(
+        shrinkwrap, default_on=support_kind in ("auto", "box") or support_kind.startswith("box:")
+    )
+    free = free_pixel_mask(mask, fraction=free_fraction, seed=seed) if free_fraction > 0 else None
+    weight = ~mask if free is None else ~mask & ~free
+
+    def to_dev(x: np.ndarray, dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(_shift_in(x))).to(dev, dtype)
+
+    amplitude = np.sqrt(intensity)
+    amp_t = to_dev(amplitude, torch.float32)
+    w_t = to_dev(weight.astype(np.float32), torch.float32)
+    free_t = None if free is None else to_dev(free.astype(np.float32), torch.float32)
+    sup_t = to_dev(support0.astype(np.float32), torch.float32).expand((runs,) + shape).clone()
+
+    psi = _starting_objects(amplitude, weight, support0, initial_object, runs, seed)
+    psi_t = torch.from_numpy(np.ascontiguousarray(psi)).to(dev)
+    sw = None if sw_settings is None else ShrinkWrapper(sw_settings, shape, dev)
+    engine = Engine(amp_t, w_t, sup_t, psi_t, free=free_t, shrinkwrap=sw, positivity=positivity)
+    t0 = time.monotonic()
+    history = engine.run(schedule, progress=progress, cancel=cancel)
+    t_iter = time.monotonic() - t0
+    check(cancel)
+    report(progress, ProgressEvent(1.0, stage="analyse", step=schedule.total, total=schedule.total))
+
+    objs = np.fft.fftshift(engine.psi.cpu().numpy(), axes=tuple(range(1, len(shape) + 1)))
+    sups = np.fft.fftshift(engine.support.cpu().numpy() > 0.5, axes=tuple(range(1, len(shape) + 1)))
+    run_rows = []
+    for r in range(runs):
+        e = fourier_errors(objs[r], intensity, mask=mask, free_mask=free)
+        run_rows.append(
+            {
+                "run": r,
+                "seed": seed + r,
+                "chi2": e["chi2"],
+                "chi2_free": e["chi2_free"],
+                "llk": e["llk"],
+                "llk_free": e["llk_free"],
+                "support_size": int(sups[r].sum()),
+                "kept": False,
+            }
+        )
+    key = "llk_free" if free is not None and free.any() else "chi2"
+    order = sorted(range(runs), key=lambda r: (np.nan_to_num(run_rows[r][key], nan=np.inf), r))
+    best = order[0]
+    kept = order[:keep]
+    for r in kept:
+        run_rows[r]["kept"] = True
+
+    obj = objs[best].astype(np.complex128)
+    aligned = [obj]
+    prtf_out = None
+    if runs > 1:
+        others = [r for r in order[1:]]
+        aligned_all = {best: obj}
+        for r in others:
+            check(cancel)
+            aligned_all[r], _ = align_to(objs[r], obj, ramp=False)
+        aligned = [aligned_all[r] for r in kept]
+        prtf_out = prtf(np.stack([aligned_all[r] for r in order]), intensity, mask)
+    if keep > 1:
+        obj = np.mean(np.stack(aligned), axis=0)
+    sup = sups[best]
+    if keep > 1:
+        sup = support_from_object(obj, threshold=0.5 * (sw_settings.threshold if sw_settings else support_threshold))
+        sup |= sups[best]
+    obj, roll = centre_object(obj, support=sup)
+    sup = np.roll(sup, roll, axis=tuple(range(sup.ndim)))
+    obj = zero_phase_offset(obj, support=sup).astype(np.complex64)
+
+    final = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+    metrics = {
+        "chi2": final["chi2"],
+        "chi2_free": final["chi2_free"],
+        "llk": final["llk"],
+        "llk_free": final["llk_free"],
+        "scale": final["scale"],
+        "support_size": int(sup.sum()),
+        "support_fraction": float(sup.mean()),
+        "iterations": schedule.total,
+        "runs": runs,
+        "keep": keep,
+        "seconds_per_iteration": t_iter / max(schedule.total, 1),
+    }
+    if prtf_out is not None:
+        metrics["prtf_resolution_pixel"] = prtf_out["resolution_pixel"]
+    segments = schedule.segments()
+    seg_index = np.zeros(schedule.total)
+    for i, s in enumerate(segments):
+        seg_index[s.start : s.end] = i
+    curves = {
+        "chi2": history.chi2[:, best].astype(np.float64),
+        "chi2_free": history.chi2_free[:, best].astype(np.float64),
+        "support_fraction": history.support_fraction[:, best].astype(np.float64),
+        "segment": seg_index,
+    }
+    config = {
+        "algorithm": str(schedule),
+        "algorithm_input": str(algorithm),
+        "n_cycles": n_cycles,
+        "runs": runs,
+        "keep": keep,
+        "seed": seed,
+        "device": str(dev),
+        "support": support_kind,
+        "support_threshold": support_threshold,
+        "shrinkwrap": None if sw_settings is None else sw_settings.as_dict(),
+        "shrinkwrap_refused": 0 if sw is None else sw.refused,
+        "free_fraction": free_fraction,
+        "positivity": positivity,
+        "initial_object": initial_object is not None,
+        "selection": key,
+        "segments": [[s.start, s.end, s.name, s.beta] for s in segments],
+        "torch_threads": torch.get_num_threads(),
+    }
+    seconds = time.monotonic() - start
+    return PhasingResult(
+        obj=obj,
+        support=sup,
+        curves=curves,
+        metrics=metrics,
+        runs=run_rows,
+        algorithm=str(schedule),
+        config=config,
+        seconds=seconds,
+        prtf=prtf_out,
+        timings={"iterations": t_iter, "total": seconds},
+    )
+
+
+def _starting_objects(amplitude, weight, support, initial_object, runs, seed) -> np.ndarray:
+    """(runs, *shape) complex64 starting objects in the unshifted layout, on the data's scale."""
+    shape = amplitude.shape
+    axes = tuple(range(len(shape)))
+    if initial_object is not None:
+        field = np.fft.fftn(np.fft.ifftshift(initial_object.astype(np.complex64)), norm="ortho")
+        a_calc = np.abs(field)[np.fft.ifftshift(weight)]
+        a_meas = np.fft.ifftshift(amplitude)[np.fft.ifftshift(weight)]
+        denom = float(np.sum(a_calc.astype(np.float64) ** 2))
+        scale = float(np.sum(a_calc * a_meas) / denom) if denom > 0 else 1.0
+        psi = np.fft.ifftshift(initial_object).astype(np.complex64) * np.float32(scale)
+        return np.broadcast_to(psi, (runs,) + shape).copy()
+    out = np.empty((runs,) + shape, np.complex64)
+    amp_u = np.fft.ifftshift(amplitude * weight)
+    sup_u = np.fft.ifftshift(support)
+    for r in range(runs):
+        rng = np.random.default_rng(seed + r)
+        phases = rng.uniform(-np.pi, np.pi, size=shape)
+        obj = np.fft.ifftn(amp_u * np.exp(1j * phases), norm="ortho", axes=axes)
+        out[r] = (obj * sup_u).astype(np.complex64)
+    return out

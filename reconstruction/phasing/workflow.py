@@ -1,0 +1,219 @@
+"""File workflows of the phasing engine, used by the CLI and the web app's Celery tasks.
+
+``phase_file`` phases a raw or prepared data file; ``refine_file`` continues from the object of
+a result file (e.g. the network's prediction). Both write a result CXI
+(``reconstruction.io.write_result``) and return a JSON-serialisable summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reconstruction import __version__
+from reconstruction.errors import InvalidDataError
+from reconstruction.metrics import fourier_errors, free_pixel_mask
+from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM, PhasingResult, phase_retrieve
+from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, report
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _write(out_path, data, result: PhasingResult, *, command: str, provenance: dict,
+           extra_curves: dict | None = None, timings: dict | None = None) -> None:
+    from reconstruction.io import write_result
+    from reconstruction.io.types import ResultRecord
+
+    curves = {k: np.asarray(v, np.float64) for k, v in (extra_curves or {}).items()}
+    curves.update({k: np.asarray(v, np.float64) for k, v in result.curves.items()})
+    arrays = {}
+    if result.prtf is not None:
+        arrays["prtf"] = np.asarray(result.prtf["prtf"], np.float64)
+        arrays["prtf_freq"] = np.asarray(result.prtf["freq"], np.float64)
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    write_result(
+        out_path,
+        ResultRecord(
+            obj=result.obj,
+            support=result.support,
+            intensity=data.intensity,
+            mask=data.mask,
+            algorithm=result.algorithm,
+            config=_jsonable({**result.config, "runs_table": result.runs}),
+            curves=curves,
+            metrics=metrics,
+            timings=timings or result.timings,
+            command=command,
+            provenance=_jsonable(provenance),
+            arrays=arrays,
+        ),
+    )
+
+
+def _provenance(input_path, data, seed: int, extra: dict | None) -> dict[str, Any]:
+    prov = data.provenance
+    return {
+        "program_version": __version__,
+        "input_path": os.fspath(input_path),
+        "input_sha256": prov.loaded_sha256 or prov.source_sha256,
+        "source_sha256": prov.source_sha256,
+        "seed": seed,
+        **(extra or {}),
+    }
+
+
+def _summary(out_path, result: PhasingResult, start: float, extra_curves=None) -> dict[str, Any]:
+    curves = {k: v for k, v in (extra_curves or {}).items()}
+    curves.update(result.curves)
+    return _jsonable(
+        {
+            "out_path": str(Path(out_path).resolve()),
+            "seconds": time.monotonic() - start,
+            "algorithm": result.algorithm,
+            "iterations": result.metrics["iterations"],
+            "metrics": result.metrics,
+            "runs": result.runs,
+            "curves": {k: np.asarray(v, float) for k, v in curves.items()},
+            "timings": result.timings,
+            "config": result.config,
+        }
+    )
+
+
+def _stage(progress: ProgressCallback | None, lo: float, hi: float):
+    if progress is None:
+        return None
+
+    def scaled(event: ProgressEvent) -> None:
+        report(progress, ProgressEvent(lo + (hi - lo) * event.fraction, event.stage, event.step,
+                                       event.total, event.values, event.message))
+
+    return scaled
+
+
+def phase_file(
+    input_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    algorithm: str = DEFAULT_ALGORITHM,
+    cycles: int = 3,
+    runs: int = 1,
+    keep: int = 1,
+    support="auto",
+    seed: int = 0,
+    device: str = "auto",
+    shrinkwrap=None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelLike | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Phase a raw or prepared data file and write a result CXI.
+
+    Returns {out_path, seconds, algorithm, iterations, metrics (chi2, chi2_free, llk, ...),
+    runs (per-run table), curves (lists), timings, config}.
+    """
+    from reconstruction.io.workflow import load_prepared
+
+    start = time.monotonic()
+    report(progress, ProgressEvent(0.0, stage="load", message=f"reading {os.fspath(input_path)}"))
+    data = load_prepared(input_path)
+    t_load = time.monotonic() - start
+    result = phase_retrieve(
+        data.intensity, mask=data.mask, support=support, algorithm=algorithm, n_cycles=cycles,
+        runs=runs, keep=keep, seed=seed, device=device, shrinkwrap=shrinkwrap,
+        progress=_stage(progress, 0.02, 0.95), cancel=cancel,
+    )
+    report(progress, ProgressEvent(0.96, stage="write"))
+    timings = {"load": t_load, **result.timings}
+    _write(
+        out_path, data, result, provenance=_provenance(input_path, data, seed, provenance),
+        command=f"phase {os.fspath(input_path)} --algorithm {algorithm} --cycles {cycles} "
+        f"--runs {runs} --keep {keep} --seed {seed}",
+        timings=timings,
+    )
+    summary = _summary(out_path, result, start)
+    summary["timings"] = _jsonable(timings)
+    report(progress, ProgressEvent(1.0, stage="done", values={"chi2": result.metrics["chi2"]}))
+    return summary
+
+
+def refine_file(
+    input_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    initial_path: str | os.PathLike,
+    algorithm: str = "ER**50",
+    support_threshold: float = 0.1,
+    device: str = "auto",
+    seed: int = 0,
+    shrinkwrap=None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelLike | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Refine the object of the result file ``initial_path`` against the data of ``input_path``.
+
+    The support is the initial object's amplitude above ``support_threshold`` of its maximum;
+    the initial file's curves are kept with the prefix ``initial_``. Returns the same summary
+    as ``phase_file`` plus ``initial_metrics`` (the starting object's chi2 on this data).
+    """
+    from reconstruction.io import read_result
+    from reconstruction.io.workflow import load_prepared
+
+    start = time.monotonic()
+    report(progress, ProgressEvent(0.0, stage="load"))
+    data = load_prepared(input_path)
+    initial = read_result(initial_path)
+    if initial.obj.shape != data.intensity.shape:
+        raise InvalidDataError(
+            f"the initial object {initial_path} has shape {initial.obj.shape} but the data "
+            f"{input_path} has shape {data.intensity.shape}; prepare both to the same shape"
+        )
+    free = free_pixel_mask(data.mask, fraction=0.05, seed=seed)
+    before = fourier_errors(initial.obj, data.intensity, mask=data.mask, free_mask=free)
+    t_load = time.monotonic() - start
+    result = phase_retrieve(
+        data.intensity, mask=data.mask, support=None, initial_object=initial.obj,
+        algorithm=algorithm, n_cycles=1, seed=seed, device=device, shrinkwrap=shrinkwrap,
+        support_threshold=support_threshold, progress=_stage(progress, 0.02, 0.95), cancel=cancel,
+    )
+    extra_curves = {f"initial_{k}": v for k, v in initial.curves.items()}
+    timings = {"load": t_load, **{f"initial_{k}": v for k, v in initial.timings.items()
+                                  if isinstance(v, (int, float))}, **result.timings}
+    prov = _provenance(input_path, data, seed, provenance)
+    prov.update(initial_path=os.fspath(initial_path), initial_algorithm=initial.algorithm)
+    for key in ("model_name", "model_sha256"):
+        if key in initial.provenance and key not in prov:
+            prov[key] = initial.provenance[key]
+    algorithm_run = f"{initial.algorithm}+{result.algorithm}" if initial.algorithm else result.algorithm
+    result.algorithm = algorithm_run
+    result.config["initial_metrics"] = {k: before[k] for k in ("chi2", "chi2_free", "llk", "llk_free")}
+    _write(
+        out_path, data, result, provenance=prov, extra_curves=extra_curves, timings=timings,
+        command=f"refine {os.fspath(input_path)} --initial {os.fspath(initial_path)} "
+        f"--algorithm {algorithm} --threshold {support_threshold}",
+    )
+    summary = _summary(out_path, result, start, extra_curves)
+    summary["timings"] = _jsonable(timings)
+    summary["initial_metrics"] = _jsonable(result.config["initial_metrics"])
+    report(progress, ProgressEvent(1.0, stage="done", values={"chi2": result.metrics["chi2"]}))
+    return summary
+
+
+__all__ = ["phase_file", "refine_file"]
