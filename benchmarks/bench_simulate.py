@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruction.simulate import Recipe, sample_rng  # noqa: E402
-from reconstruction.simulate.detector import detect, draw_detector  # noqa: E402
-from reconstruction.simulate.objects import draw_object  # noqa: E402
-from reconstruction.simulate.sample import generate_sample  # noqa: E402
+from reconstruction.simulate import Recipe, sample_rng
+from reconstruction.simulate.detector import detect, draw_detector
+from reconstruction.simulate.objects import draw_object
+from reconstruction.simulate.sample import generate_sample
 
 
 def measure(recipe: Recipe, n: int, seed: int = 12345) -> dict[str, float]:
@@ -78,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(Recipe(kind=kind, dims=dims, shape=shape), args.n)
         rows.append({"kind": kind, "dims": dims, "shape": shape, **result})
     load = os.getloadavg()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     print(f"python {platform.python_version()}, numpy {np.__version__}")
     print()
-    print("| family | dims | size | patterns/s (wall) | patterns/s per core (CPU) | object ms | detector ms |")
+    print(
+        "| family | dims | size | patterns/s (wall) | patterns/s per core (CPU) | object ms | detector ms |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         size = "x".join([str(r["shape"])] * r["dims"])

@@ -44,13 +44,16 @@ def run_simulate(ctx: Context) -> dict[str, Any]:
 
 
 def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, parent=None) -> None:  # noqa: ANN001
+    """Record the checkpoint a train/finetune job wrote as a candidate model version."""
+    from reconstruction.nn.checkpoint import read_checkpoint
     from webapp.core.services import model_version_register
 
     path = summary.get("checkpoint_path") or summary.get("out_path") or str(ctx.job.result_dir / "model.pt")
-    config = summary.get("config") or summary.get("recipe") or {}
-    dims = int(summary.get("dims") or config.get("dims") or (parent.dims if parent is not None else 3))
+    payload = read_checkpoint(path)
+    config = dict(payload.get("config") or {})
+    dims = int(config.get("dims") or (parent.dims if parent is not None else 3))
     version = model_version_register(
-        name=name, file=path, dims=dims, config=config, metrics=summary.get("metrics") or {},
+        name=name, file=path, dims=dims, config=config, metrics=dict(payload.get("metrics") or {}),
         parent=parent, trained_by_job=ctx.job,
     )
     summary["model_version"] = {"id": version.pk, "name": version.name, "version": version.version}
@@ -89,21 +92,73 @@ def run_finetune(ctx: Context) -> dict[str, Any]:
     return summary
 
 
+def _model_input_size(job: Job) -> int:
+    """Edge in pixels of the diffraction box the job's network reads (from its checkpoint)."""
+    config = job.model_version.config if job.model_version is not None else {}
+    if config.get("input_size"):
+        return int(config["input_size"])
+    from reconstruction.errors import CheckpointError
+    from reconstruction.nn.checkpoint import read_checkpoint
+    from reconstruction.nn.workflow import default_checkpoint_path
+
+    if job.model_version is not None:
+        path = job.model_version.file
+    else:
+        dims = job.dataset.dims if job.dataset is not None else 3
+        path = default_checkpoint_path(dims)
+        if not path.is_file():
+            raise CheckpointError(f"no {dims}D model is registered and the shipped default model is missing: "
+                                  "train one (a train job) and promote it, or choose a model version")
+    return int(read_checkpoint(path)["config"]["input_size"])
+
+
+def prepared_input(job: Job) -> str:
+    """The data file a refine job reads: the prepared CXI its predict parent used, else its dataset.
+
+    Predict jobs prepare the data to the network's box (``prepared.cxi`` in their folder); the
+    refinement must run on that same grid.
+    """
+    ancestor = job.parent
+    while ancestor is not None:
+        candidate = ancestor.result_dir / "prepared.cxi"
+        if candidate.is_file():
+            return str(candidate)
+        ancestor = ancestor.parent
+    if job.dataset is None:
+        from reconstruction.errors import InvalidDataError
+
+        raise InvalidDataError(f"a {job.kind} job needs an input dataset")
+    return str(job.dataset.path)
+
+
 def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress | None = None) -> dict[str, Any]:
-    """``predict_file`` with the job's model version (None: the shipped default) into result.cxi."""
+    """Prepare the data to the network's box (prepared.cxi), then ``predict_file`` into result.cxi.
+
+    The model is the job's model version, or None for the library's shipped default.
+    """
+    from reconstruction.io.workflow import prepare_file
     from reconstruction.nn.workflow import predict_file
 
     job = job or ctx.job
-    return predict_file(
-        str(job.dataset.path) if job.dataset else _input_path(ctx), str(job.result_path),
+    progress = progress or ctx.progress
+    if job.dataset is None:
+        _input_path(ctx)
+    size = _model_input_size(job)
+    prepared = job.result_dir / "prepared.cxi"
+    prep = prepare_file(str(job.dataset.path), str(prepared), shape=size, cancel=ctx.cancel)
+    progress.add_log(f"prepared the data to {prep.get('shape')} (binning {prep.get('bin_factors')}) for the network")
+    summary = predict_file(
+        str(prepared), str(job.result_path),
         checkpoint_path=_checkpoint_path(job), device=ctx.device,
         threshold=job.params.get("threshold", 0.1), optimise_steps=job.params.get("optimise_steps", 0),
-        progress=progress or ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
+        progress=progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
     )
+    summary["prepared"] = prep
+    return summary
 
 
 def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | None = None) -> dict[str, Any]:
-    """``refine_file`` from the parent job's result.cxi into result.cxi."""
+    """``refine_file`` from the parent job's result.cxi (on the parent's prepared grid) into result.cxi."""
     from reconstruction.errors import InvalidDataError
     from reconstruction.phasing.workflow import refine_file
 
@@ -112,7 +167,7 @@ def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | 
         raise InvalidDataError("a refine job needs a parent job with a result file")
     p = job.params
     return refine_file(
-        str(job.dataset.path) if job.dataset else _input_path(ctx), str(job.result_path),
+        prepared_input(job), str(job.result_path),
         initial_path=str(job.parent.result_path), algorithm=p["algorithm"],
         support_threshold=p["support_threshold"], device=ctx.device,
         progress=progress or ctx.progress, cancel=ctx.cancel,

@@ -15,7 +15,9 @@ def photon_range(text: str) -> tuple[float, float]:
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected photons as A:B (e.g. 1e5:1e9), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected photons as A:B (e.g. 1e5:1e9), got {text!r}"
+        ) from None
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or not 0 < values[0] <= values[1]:
@@ -32,18 +34,29 @@ def register(subparsers) -> None:
         "crystals, or a mix), compute their far-field intensity with Poisson noise and optional "
         "detector effects, and write HDF5 shards readable by StoredDataset (see docs/simulation.md).",
     )
-    parser.add_argument("--kind", choices=KINDS, default="mixed", help="object family (default mixed)")
+    parser.add_argument(
+        "--kind", choices=KINDS, default="mixed", help="object family (default mixed)"
+    )
     parser.add_argument("--n", type=int, default=16, help="number of patterns (default 16)")
     parser.add_argument("--shape", type=int, default=64, help="pattern side in pixels (default 64)")
-    parser.add_argument("--dims", type=int, choices=(2, 3), default=3, help="2D or 3D patterns (default 3)")
     parser.add_argument(
-        "--photons", type=photon_range, default=(1e5, 1e9), help="total counts range A:B, log-uniform (default 1e5:1e9)"
+        "--dims", type=int, choices=(2, 3), default=3, help="2D or 3D patterns (default 3)"
+    )
+    parser.add_argument(
+        "--photons",
+        type=photon_range,
+        default=(1e5, 1e9),
+        help="total counts range A:B, log-uniform (default 1e5:1e9)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="output .h5 file, or a folder for shards")
-    parser.add_argument("--cxi", action="store_true", help="also write each pattern as a CXI file with its truth")
+    parser.add_argument(
+        "--cxi", action="store_true", help="also write each pattern as a CXI file with its truth"
+    )
     parser.add_argument("--workers", type=int, default=1, help="generating processes (default 1)")
-    parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard in a folder (default 1000)")
+    parser.add_argument(
+        "--shard-size", type=int, default=1000, help="samples per shard in a folder (default 1000)"
+    )
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -77,5 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"written      {summary['out_path']} ({len(summary['files'])} file(s))")
     if summary["cxi_dir"]:
         print(f"cxi files    {len(summary['cxi_files'])} in {summary['cxi_dir']}")
-    print(f"time         {summary['seconds']:.2f} s ({summary['samples_per_second']:.1f} patterns/s)")
+    print(
+        f"time         {summary['seconds']:.2f} s ({summary['samples_per_second']:.1f} patterns/s)"
+    )
     return 0

@@ -65,10 +65,12 @@ class Engine:
         self.w = weight.contiguous()
         self.wa = (weight * amplitude * scale).contiguous()  # (*S)
         self.omw = (1.0 - weight).contiguous()  # (*S): factor 1 where unconstrained
+        self.neg_wa = -self.wa
         self.wa2 = float((self.wa.double() ** 2).sum())
         self.free = None if free is None or free.sum() == 0 else free.contiguous()
         if self.free is not None:
             self.fa = (self.free * amplitude * scale).contiguous()
+            self.neg_fa = -self.fa
             self.fa2 = float((self.fa.double() ** 2).sum())
         self.support = support.contiguous()
         self.psi = psi.contiguous()
@@ -86,21 +88,25 @@ class Engine:
         self._coef_for = None
 
     # -- one iteration ---------------------------------------------------------------------
+    def project_modulus(self) -> torch.Tensor:
+        """Return P_M(psi) (B, *shape) complex64 without changing psi (a view of a buffer)."""
+        self._modulus(free=False)
+        return self.P
+
     def _modulus(self, *, free: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """F = fft(psi) -> modulus-projected; returns (chi2 (B,), chi2_free (B,) or None)."""
         torch.fft.fftn(self.psi, dim=self.dims, out=self.F)
         torch.mul(self.Fr, self.Fr, out=self.sq)
         torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)  # |F|^2
         B = self.batch
-        d2 = torch.mv(self.m2.view(B, -1), self.w.view(-1))
         torch.sqrt(self.m2, out=self.mag)
-        d1 = torch.mv(self.mag.view(B, -1), self.wa.view(-1))
-        chi2 = (d2 - 2 * d1 + self.wa2) / self.wa2
+        # chi2 = sum w (|F| - A)^2 / sum w A^2, summed on the difference (no cancellation)
+        torch.addcmul(self.neg_wa, self.mag, self.w, out=self.m2)
+        chi2 = torch.linalg.vector_norm(self.m2.view(B, -1), dim=1).square_() / self.wa2
         chi2_free = None
         if free and self.free is not None:
-            f2 = torch.mv(self.m2.view(B, -1), self.free.view(-1))
-            f1 = torch.mv(self.mag.view(B, -1), self.fa.view(-1))
-            chi2_free = (f2 - 2 * f1 + self.fa2) / self.fa2
+            torch.addcmul(self.neg_fa, self.mag, self.free, out=self.m2)
+            chi2_free = torch.linalg.vector_norm(self.m2.view(B, -1), dim=1).square_() / self.fa2
         self.mag.clamp_min_(_EPS)
         torch.addcdiv(self.omw, self.wa, self.mag, out=self.mag)  # factor = w A / |F| + (1 - w)
         self.F.mul_(self.mag)

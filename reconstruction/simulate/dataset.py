@@ -36,7 +36,9 @@ class SimulatedDataset(torch.utils.data.Dataset):
     the same samples.
     """
 
-    def __init__(self, recipe: Recipe | dict[str, Any] | None = None, n: int = 16, seed: int = 0) -> None:
+    def __init__(
+        self, recipe: Recipe | dict[str, Any] | None = None, n: int = 16, seed: int = 0
+    ) -> None:
         if recipe is None:
             recipe = Recipe()
         self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)

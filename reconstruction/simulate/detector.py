@@ -34,7 +34,9 @@ def coherence_blur(intensity: np.ndarray, sigma: float) -> np.ndarray:
         f = scipy.fft.rfftfreq(n) if axis == intensity.ndim - 1 else scipy.fft.fftfreq(n)
         g = np.exp(-2.0 * math.pi**2 * (f * sigma) ** 2).astype(np.float32)
         spectrum *= g.reshape([-1 if k == axis else 1 for k in range(intensity.ndim)])
-    return np.maximum(scipy.fft.irfftn(spectrum, s=intensity.shape, workers=1), 0).astype(np.float32)
+    return np.maximum(scipy.fft.irfftn(spectrum, s=intensity.shape, workers=1), 0).astype(
+        np.float32
+    )
 
 
 def beamstop_mask(shape: tuple[int, ...], radius: float) -> np.ndarray:
@@ -119,7 +121,11 @@ def draw_detector(recipe: Recipe, rng: np.random.Generator) -> dict[str, Any]:
         hit = rng.random() < probability
         return float(rng.uniform(*bounds)) if hit else 0.0
 
-    gaps = int(rng.integers(recipe.gaps[0], recipe.gaps[1] + 1)) if rng.random() < recipe.gaps_probability else 0
+    gaps = (
+        int(rng.integers(recipe.gaps[0], recipe.gaps[1] + 1))
+        if rng.random() < recipe.gaps_probability
+        else 0
+    )
     return {
         "photons": photons,
         "readout_sigma": maybe(recipe.readout_probability, recipe.readout_sigma),

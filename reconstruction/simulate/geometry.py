@@ -36,7 +36,7 @@ def circle_directions(n: int = 720) -> np.ndarray:
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """Return a ``(3, 3)`` rotation matrix drawn uniformly (Haar) from a random unit quaternion."""
-    w, x, y, z = rng.standard_normal(4) / 1.0
+    w, x, y, z = rng.standard_normal(4)
     norm = math.sqrt(w * w + x * x + y * y + z * z)
     w, x, y, z = w / norm, x / norm, y / norm, z / norm
     return np.array(
@@ -179,7 +179,15 @@ def rasterise(
     For ``dims`` = 2 this is the central slice through the plane of array axes 1 and 2.
     """
     directions = sphere_directions() if dims == 3 else circle_directions()
-    box = object_box(body, shape, rotation=rotation, scale=scale, edge_sigma=edge_sigma, dims=dims, directions=directions)
+    box = object_box(
+        body,
+        shape,
+        rotation=rotation,
+        scale=scale,
+        edge_sigma=edge_sigma,
+        dims=dims,
+        directions=directions,
+    )
     lab = lab_coordinates(box, shape // 2, dims)
     p = to_body(lab, rotation, scale)
     out = np.zeros((shape,) * dims, np.float32)
@@ -196,15 +204,21 @@ def object_box(
     edge_sigma: float,
     dims: int,
     directions: np.ndarray,
+    origin: np.ndarray | None = None,
 ) -> tuple[slice, ...]:
-    """Return the sub-box (slices) holding the placed body plus a smoothing margin."""
+    """Return the sub-box (slices) holding the placed body plus a smoothing margin.
+
+    ``origin`` is the lab position (voxels from N // 2, (3,)) of the body's origin (default 0).
+    """
     pts = scale * boundary_points(body, rotation, directions)
-    margin = int(math.ceil(4.0 * edge_sigma)) + 2
+    if origin is not None:
+        pts = pts + origin
+    margin = math.ceil(4.0 * edge_sigma) + 2
     axes = range(3) if dims == 3 else range(1, 3)
     centre = shape // 2
     box = []
     for k in axes:
-        lo = int(math.floor(pts[:, k].min())) - margin + centre
-        hi = int(math.ceil(pts[:, k].max())) + margin + centre + 1
+        lo = math.floor(pts[:, k].min()) - margin + centre
+        hi = math.ceil(pts[:, k].max()) + margin + centre + 1
         box.append(slice(max(lo, 0), min(hi, shape)))
     return tuple(box)

@@ -3,29 +3,12 @@
 ``draw_object(recipe, rng, family=..., view=...)`` returns a centred complex object (amplitude
 max 1, phase in rad, exactly 0 outside the particle) and the drawn parameters (JSON-safe).
 
-Displacement model of the faceted crystals (phase = Q . u(r), wrapped to (-pi, pi])
----------------------------------------------------------------------------------------
-``r`` is the position from the crystal's centroid, in voxels of size ``v``; ``Q`` is the Bragg
-vector of a {111} reflection (``|Q| = 2 pi / d``, ``d`` = ``crystal_d_spacing_m``, Au(111) by
-default), oriented with the crystal. The voxel size is chosen per crystal so that a strain of
-``crystal_strain_max`` (1 %) across the crystal's largest extent ``E`` gives
-``crystal_phase_at_max_strain`` rad (3 rad): ``(2 pi / d) * strain_max * E * v = phase_max``,
-i.e. ``k = 2 pi v / d`` rad per voxel of displacement. ``u`` (voxels) is the sum of
-
-1. homogeneous strain ``u = eps . r`` with a random symmetric tensor ``eps`` (compression,
-   tension and shear) whose largest |eigenvalue| is drawn in [0, strain_max];
-2. surface relaxation ``u = alpha r |r| / R`` (R = E / 2; strain grows linearly from the
-   centre to about 2 alpha at the surface), ``alpha`` in [-strain_max/2, strain_max/2];
-3. a smooth random field: the component of u along Q is a Gaussian-correlated field of
-   correlation length L (``phase_correlation`` times E) and amplitude ``eta L``, ``eta`` in
-   [0, strain_max], so its strain is of order eta;
-4. optional point defects (probability ``crystal_defect_probability``): ``u = A r_hat / r^2``
-   around a point inside the crystal, capped at the core radius 1.5 voxels, ``A`` such that
-   Q . u reaches ``crystal_defect_phase`` rad at the core (random sign);
-5. optional dislocation-like vortices (probability ``crystal_dislocation_probability``): a line
-   through a point inside the crystal, random direction t; the displacement of a dislocation
-   with Burgers vector b winds by b around the line, so the phase winds by Q . b = +-2 pi:
-   ``phase += m * atan2(w . e2, w . e1)`` with ``w`` the offset from the line and m = +-1.
+The displacement model of the faceted crystals (phase = Q . u(r), wrapped to (-pi, pi]:
+homogeneous strain, surface relaxation, a smooth random field, point defects, dislocation
+vortices) is documented in ``reconstruction.simulate.displacement``; here its parameters are drawn. The voxel
+size is chosen per crystal so that ``crystal_strain_max`` (1 %) across the crystal's largest
+extent gives ``crystal_phase_at_max_strain`` (3 rad) for a {111} reflection of spacing
+``crystal_d_spacing_m`` (Au, 2.355 A).
 """
 
 from __future__ import annotations
@@ -36,6 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from reconstruction.simulate.displacement import (
+    Dislocation,
+    Displacement,
+    PointDefect,
+    displacement_phase,
+    phase_per_voxel,
+    voxel_size_m,
+)
 from reconstruction.simulate.fields import correlated_field, wrap_phase
 from reconstruction.simulate.geometry import (
     Body,
@@ -55,7 +46,6 @@ from reconstruction.simulate.recipe import Recipe
 _SPHERE = sphere_directions(4000)
 _SPHERE_COARSE = sphere_directions(800)
 _CIRCLE = circle_directions(720)
-_CORE_RADIUS = 1.5
 
 
 def family_normals(family: str) -> np.ndarray:
@@ -73,7 +63,9 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
 
 
-def draw_superellipsoid(recipe: Recipe, rng: np.random.Generator) -> tuple[Superellipsoid, dict[str, Any]]:
+def draw_superellipsoid(
+    recipe: Recipe, rng: np.random.Generator
+) -> tuple[Superellipsoid, dict[str, Any]]:
     """Draw bounds (largest 1) and roundness exponents of a superellipsoid."""
     radii = np.array([_uniform(rng, recipe.superellipsoid_aspect) for _ in range(3)])
     radii = radii / radii.max()
@@ -87,10 +79,6 @@ def draw_superellipsoid(recipe: Recipe, rng: np.random.Generator) -> tuple[Super
     return body, {"a": body.a, "b": body.b, "c": body.c, "e": body.e, "n": body.n}
 
 
-def _bounded(normals: np.ndarray) -> bool:
-    return bool(((_SPHERE_COARSE @ normals.T).max(axis=1) > 1e-6).all())
-
-
 def draw_crystal(recipe: Recipe, rng: np.random.Generator) -> tuple[Polyhedron, dict[str, Any]]:
     """Draw a convex polyhedron cut by 4-20 fcc planes at random distances, centred on its centroid.
 
@@ -101,21 +89,15 @@ def draw_crystal(recipe: Recipe, rng: np.random.Generator) -> tuple[Polyhedron, 
     k = int(rng.integers(recipe.crystal_planes[0], recipe.crystal_planes[1] + 1))
     families = list(recipe.crystal_families)
     pool = {f: family_normals(f) for f in families}
-    bases: list[tuple[str, np.ndarray]] = []
-    for f in families:
-        normals = pool[f]
-        if f == "111":
-            tetra = normals[np.prod(np.sign(normals), axis=1) > 0]
-            bases.append(("111-tetrahedron", tetra))
-        if len(normals) <= k:
-            bases.append((f, normals))
-    if bases:
-        base_name, base = bases[int(rng.integers(len(bases)))]
-    else:
-        everything = np.concatenate(list(pool.values()))
-        base_name, base = "random", everything[:0]
-        while len(base) < 4 or not _bounded(base):
-            base = everything[rng.choice(len(everything), size=min(k, len(everything)), replace=False)]
+    # closed base sets (each full family is centrosymmetric, hence bounded)
+    bases: list[tuple[str, np.ndarray]] = [(f, pool[f]) for f in families]
+    if "111" in pool:
+        bases.append(("111-tetrahedron", pool["111"][np.prod(np.sign(pool["111"]), axis=1) > 0]))
+    fitting = [b for b in bases if len(b[1]) <= k]
+    if fitting:
+        base_name, base = fitting[int(rng.integers(len(fitting)))]
+    else:  # e.g. only {311} (24 planes) allowed: use the smallest closed set, beyond k
+        base_name, base = min(bases, key=lambda b: len(b[1]))
     normals = [n for n in base]
     distances = [float(rng.uniform(0.85, 1.15)) for _ in normals]
     candidates = np.concatenate(list(pool.values()))
@@ -176,6 +158,12 @@ def place(
     return rotation, scale, n / (scale * extents), False
 
 
+def slice_centroid(body: Body, rotation: np.ndarray) -> np.ndarray:
+    """Return the lab-frame centroid (3,), unit scale, of the body's slice through the plane x0 = 0."""
+    r = body.radius(_CIRCLE @ rotation)
+    return (r[:, None] ** 3 / 3.0 * _CIRCLE).sum(axis=0) / (r**2 / 2.0).sum()
+
+
 def draw_object(
     recipe: Recipe, rng: np.random.Generator, *, family: str, view: str = "volume"
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -195,14 +183,30 @@ def draw_object(
     n = recipe.shape
     dims = 2 if view == "slice" else 3
     directions, _ = _extent_setup(view)
-    box = object_box(body, n, rotation=rotation, scale=scale, edge_sigma=sigma, dims=dims, directions=directions)
-    lab = lab_coordinates(box, n // 2, dims)
+    # a slice through the body's centroid is not centred itself: move its own centroid to N // 2
+    origin = -scale * slice_centroid(body, rotation) if view == "slice" else np.zeros(3)
+    box = object_box(
+        body,
+        n,
+        rotation=rotation,
+        scale=scale,
+        edge_sigma=sigma,
+        dims=dims,
+        directions=directions,
+        origin=origin,
+    )
+    lab = tuple(
+        axis - np.float32(o)
+        for axis, o in zip(lab_coordinates(box, n // 2, dims), origin, strict=True)
+    )
     amp = soft_indicator(scale * body.distance(to_body(lab, rotation, scale)), sigma)
     extent_vox = float(n / oversampling.min())
     if family == "superellipsoid":
         phase, phase_params = superellipsoid_phase(amp, recipe, rng, extent_vox=extent_vox)
     else:
-        phase, phase_params = crystal_phase(amp, lab, body, rotation, scale, recipe, rng, extent_vox=extent_vox)
+        phase, phase_params = crystal_phase(
+            amp, lab, body, rotation, scale, recipe, rng, extent_vox=extent_vox
+        )
     phase[amp == 0] = 0.0
     sub = (amp * np.exp(1j * phase)).astype(np.complex64)
     obj = np.zeros((n,) * dims, np.complex64)
@@ -218,6 +222,7 @@ def draw_object(
         "scale_vox": scale,
         "oversampling": oversampling.tolist(),
         "oversampling_fits": fits,
+        "origin_vox": origin.tolist(),
         "edge_sigma_vox": sigma,
         **body_params,
         **phase_params,
@@ -248,7 +253,9 @@ def superellipsoid_phase(
     return phase, {"correlation_lengths_vox": list(lengths), "phase_half_range": half_range}
 
 
-def _random_inside(amp: np.ndarray, lab: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
+def _random_inside(
+    amp: np.ndarray, lab: tuple[np.ndarray, ...], rng: np.random.Generator
+) -> np.ndarray:
     """A random lab position (voxels) of a voxel well inside the particle."""
     inside = np.argwhere(amp >= 0.9)
     if len(inside) == 0:
@@ -271,62 +278,66 @@ def crystal_phase(
     *,
     extent_vox: float,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Return the wrapped phase Q . u(r) (rad, float32) of a strained crystal (model: module doc)."""
+    """Draw a displacement field and return its wrapped phase Q . u (rad, float32) and parameters.
+
+    The model of u is documented in ``reconstruction.simulate.displacement``.
+    """
     strain_max = recipe.crystal_strain_max
-    k = recipe.crystal_phase_at_max_strain / (strain_max * extent_vox) if strain_max > 0 else 0.0
-    voxel_size_m = k * recipe.crystal_d_spacing_m / (2 * math.pi)
+    k = phase_per_voxel(
+        strain_max=strain_max,
+        phase_at_max_strain=recipe.crystal_phase_at_max_strain,
+        extent_vox=extent_vox,
+    )
     q_body = family_normals("111")[int(rng.integers(8))]
     q = rotation @ q_body
-    z, y, x = lab
-    q_dot_r = q[0] * z + q[1] * y + q[2] * x
-    # 1. homogeneous strain: Q . eps r = (eps Q) . r
     g = rng.standard_normal((3, 3))
     eps = (g + g.T) / 2
     eps *= rng.uniform(0, strain_max) / max(np.abs(np.linalg.eigvalsh(eps)).max(), 1e-12)
-    eq = eps @ q
-    phase = k * (eq[0] * z + eq[1] * y + eq[2] * x)
-    # 2. surface relaxation u = alpha r |r| / R
     alpha = rng.uniform(-strain_max / 2, strain_max / 2)
-    radius = np.sqrt(z * z + y * y + x * x)
-    phase = phase + k * alpha * q_dot_r * radius / (extent_vox / 2)
-    # 3. smooth random displacement along Q
     length = _uniform(rng, recipe.phase_correlation) * extent_vox
     eta = rng.uniform(0, strain_max)
     field = _normalised_inside(correlated_field(amp.shape, (length,) * amp.ndim, rng), amp >= 0.5)
-    phase = phase + k * eta * length * field
-    params: dict[str, Any] = {
-        "q_direction": q.tolist(),
-        "q_body_111": q_body.tolist(),
-        "d_spacing_m": recipe.crystal_d_spacing_m,
-        "voxel_size_m": voxel_size_m,
-        "strain_tensor": eps.tolist(),
-        "surface_relaxation": alpha,
-        "random_strain": eta,
-        "random_length_vox": length,
-        "defects": [],
-        "dislocations": [],
-    }
-    # 4. point defects u = A r_hat / r^2, capped at the core radius
+    defects = []
     if rng.random() < recipe.crystal_defect_probability:
-        for _ in range(int(rng.integers(recipe.crystal_defects[0], recipe.crystal_defects[1] + 1))):
+        lo, hi = recipe.crystal_defects
+        for _ in range(int(rng.integers(lo, hi + 1))):
             centre = _random_inside(amp, lab, rng)
-            core_phase = _uniform(rng, recipe.crystal_defect_phase) * rng.choice((-1.0, 1.0))
-            dz, dy, dx = z - centre[0], y - centre[1], x - centre[2]
-            r2 = np.maximum(dz * dz + dy * dy + dx * dx, _CORE_RADIUS**2)
-            q_dot_rhat = (q[0] * dz + q[1] * dy + q[2] * dx) / np.sqrt(r2)
-            phase = phase + core_phase * _CORE_RADIUS**2 * q_dot_rhat / r2
-            params["defects"].append({"position_vox": centre.tolist(), "core_phase": core_phase})
-    # 5. dislocation-like phase vortex around a line
+            core = _uniform(rng, recipe.crystal_defect_phase) * float(rng.choice((-1.0, 1.0)))
+            defects.append(PointDefect(tuple(centre.tolist()), core))
+    dislocations = []
     if rng.random() < recipe.crystal_dislocation_probability:
         centre = _random_inside(amp, lab, rng)
         t = rng.standard_normal(3)
         t /= np.linalg.norm(t)
-        e1 = np.cross(t, [1.0, 0.0, 0.0] if abs(t[0]) < 0.9 else [0.0, 1.0, 0.0])
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(t, e1)
-        m = float(rng.choice((-1.0, 1.0)))
-        dz, dy, dx = z - centre[0], y - centre[1], x - centre[2]
-        phase = phase + m * np.arctan2(e2[0] * dz + e2[1] * dy + e2[2] * dx, e1[0] * dz + e1[1] * dy + e1[2] * dx)
-        params["dislocations"].append({"position_vox": centre.tolist(), "line": t.tolist(), "winding": m})
-    phase = np.broadcast_to(phase, amp.shape)
+        winding = float(rng.choice((-1.0, 1.0)))
+        dislocations.append(Dislocation(tuple(centre.tolist()), tuple(t.tolist()), winding))
+    model = Displacement(
+        k_rad_per_vox=k,
+        q=tuple(q.tolist()),
+        strain=tuple(tuple(row) for row in eps.tolist()),
+        relaxation=alpha,
+        radius_vox=extent_vox / 2,
+        random_amplitude_vox=eta * length,
+        defects=tuple(defects),
+        dislocations=tuple(dislocations),
+    )
+    phase = np.broadcast_to(displacement_phase(lab, model, random_field=field), amp.shape)
+    params: dict[str, Any] = {
+        "q_direction": q.tolist(),
+        "q_body_111": q_body.tolist(),
+        "d_spacing_m": recipe.crystal_d_spacing_m,
+        "voxel_size_m": voxel_size_m(k, recipe.crystal_d_spacing_m),
+        "phase_per_voxel_displacement": k,
+        "strain_tensor": eps.tolist(),
+        "surface_relaxation": alpha,
+        "random_strain": eta,
+        "random_length_vox": length,
+        "defects": [
+            {"position_vox": list(d.position_vox), "core_phase": d.core_phase} for d in defects
+        ],
+        "dislocations": [
+            {"position_vox": list(d.position_vox), "line": list(d.line), "winding": d.winding}
+            for d in dislocations
+        ],
+    }
     return wrap_phase(phase), params

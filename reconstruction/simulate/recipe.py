@@ -97,7 +97,9 @@ class Recipe:
                     )
             elif isinstance(value, tuple):
                 if len(value) != 2 or value[0] > value[1]:
-                    raise ConfigError(f"{f.name} must be a (low, high) range with low <= high, got {value}")
+                    raise ConfigError(
+                        f"{f.name} must be a (low, high) range with low <= high, got {value}"
+                    )
                 if value[0] < 0:
                     raise ConfigError(f"{f.name} must not be negative, got {value}")
             elif f.name.endswith(("_probability", "_fraction")) and not 0.0 <= value <= 1.0:
@@ -105,7 +107,9 @@ class Recipe:
         if self.photons[0] <= 0:
             raise ConfigError(f"photons must be positive, got {self.photons}")
         if self.oversampling[0] < 1.5:
-            raise ConfigError(f"oversampling must be at least 1.5 per axis, got {self.oversampling}")
+            raise ConfigError(
+                f"oversampling must be at least 1.5 per axis, got {self.oversampling}"
+            )
         if self.crystal_planes[0] < 4:
             raise ConfigError(f"a crystal needs at least 4 planes, got {self.crystal_planes}")
         if not 0.0 < self.crystal_cut[0] <= self.crystal_cut[1] <= 1.0:

@@ -57,7 +57,9 @@ def write_shard(
         f.attrs["n"] = int(n)
         index = f.create_dataset("index", shape=(n,), dtype=np.int64)
         arrays = {
-            name: f.create_dataset(name, shape=(n, *side), dtype=DTYPES[name], chunks=(1, *side), **options)
+            name: f.create_dataset(
+                name, shape=(n, *side), dtype=DTYPES[name], chunks=(1, *side), **options
+            )
             for name in ARRAYS
         }
         params = f.create_dataset("params", shape=(n,), dtype=h5py.string_dtype())

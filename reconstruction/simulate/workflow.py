@@ -5,8 +5,8 @@ Called by ``python -m reconstruction simulate`` and the web app's simulate job.
 
 from __future__ import annotations
 
-import multiprocessing
 import itertools
+import multiprocessing
 import os
 import sys
 import time
@@ -25,7 +25,9 @@ from reconstruction.simulate.shards import write_shard
 SHARD_SUFFIXES = (".h5", ".hdf5")
 
 
-def _generate(recipe_dict: dict[str, Any], seed: int, index: int, keep_object: bool) -> dict[str, Any]:
+def _generate(
+    recipe_dict: dict[str, Any], seed: int, index: int, keep_object: bool
+) -> dict[str, Any]:
     """Generate sample ``index`` (top-level so that it can run in a worker process)."""
     sample = generate_sample(Recipe.from_dict(recipe_dict), sample_rng(seed, index))
     if not keep_object:
@@ -60,15 +62,26 @@ def _samples(
                 sample = future.result()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append((nxt, pool.submit(_generate, recipe_dict, seed, nxt, keep_object)))
+                    pending.append(
+                        (nxt, pool.submit(_generate, recipe_dict, seed, nxt, keep_object))
+                    )
                 yield i, sample
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_cxi(folder: Path, index: int, sample: dict[str, Any], recipe: Recipe, seed: int) -> list[str]:
+def _write_cxi(
+    folder: Path, index: int, sample: dict[str, Any], recipe: Recipe, seed: int
+) -> list[str]:
     """Write one pattern as a prepared CXI input file and its truth as a result file."""
-    from reconstruction.io import DiffractionData, Metadata, Provenance, ResultRecord, write_prepared, write_result
+    from reconstruction.io import (
+        DiffractionData,
+        Metadata,
+        Provenance,
+        ResultRecord,
+        write_prepared,
+        write_result,
+    )
 
     params = sample["params"]
     voxel = params.get("voxel_size_m")
@@ -77,7 +90,9 @@ def _write_cxi(folder: Path, index: int, sample: dict[str, Any], recipe: Recipe,
     data = DiffractionData(
         intensity=sample["intensity"],
         mask=sample["mask"],
-        metadata=Metadata(extra={"simulated": True, "seed": seed, "index": index, "voxel_size_m": voxel}),
+        metadata=Metadata(
+            extra={"simulated": True, "seed": seed, "index": index, "voxel_size_m": voxel}
+        ),
         provenance=provenance,
     )
     pattern = folder / f"sample_{index:06d}.cxi"
@@ -91,7 +106,12 @@ def _write_cxi(folder: Path, index: int, sample: dict[str, Any], recipe: Recipe,
         algorithm="simulated truth",
         config={"recipe": recipe.to_dict(), "params": params},
         command=f"reconstruction simulate (seed {seed}, index {index})",
-        provenance={"seed": seed, "index": index, "family": params["family"], "pattern_file": pattern.name},
+        provenance={
+            "seed": seed,
+            "index": index,
+            "family": params["family"],
+            "pattern_file": pattern.name,
+        },
     )
     write_result(truth, record)
     return [str(pattern), str(truth)]
@@ -136,7 +156,9 @@ def simulate_dataset(
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
     if workers < 1 or shard_size < 1:
-        raise ConfigError(f"workers and shard_size must be at least 1, got {workers} and {shard_size}")
+        raise ConfigError(
+            f"workers and shard_size must be at least 1, got {workers} and {shard_size}"
+        )
     if compression not in ("lzf", "gzip"):
         raise ConfigError(f"compression must be lzf or gzip, got {compression!r}")
     out = Path(out_path)
@@ -179,7 +201,14 @@ def simulate_dataset(
     try:
         for path, indices in shards:
             check(cancel)
-            write_shard(path, tracked(len(indices)), recipe=rec, seed=seed, n=len(indices), compression=compression)
+            write_shard(
+                path,
+                tracked(len(indices)),
+                recipe=rec,
+                seed=seed,
+                n=len(indices),
+                compression=compression,
+            )
     finally:
         stream.close()
     seconds = time.monotonic() - start
@@ -196,4 +225,3 @@ def simulate_dataset(
         "samples_per_second": n / seconds if seconds > 0 else float("inf"),
         "shape": [rec.shape] * rec.dims,
     }
-

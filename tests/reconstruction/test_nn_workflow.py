@@ -112,3 +112,18 @@ def test_per_pattern_optimisation_lowers_the_loss_on_that_pattern():
     tuned, info = optimise_on_pattern(model, intensity, steps=15, lr=3e-3, from_scratch=True)
     assert len(info["loss"]) == 15
     assert np.mean(info["loss"][-3:]) < info["loss"][0]
+
+
+def test_pipeline_prepares_predicts_and_refines_a_raw_file(tmp_path, tiny_model):
+    from reconstruction.nn.workflow import pipeline_file
+
+    _, intensity = ellipsoid_object(32, seed=6, radius_frac=0.08)
+    raw = tmp_path / "raw.npy"
+    np.save(raw, intensity)
+    summary = pipeline_file(raw, tmp_path / "out", checkpoint_path=tiny_model, shape=16,
+                            refine_algorithm="ER**10", device="cpu")
+    for name in ("prepared.cxi", "predicted.cxi", "refined.cxi"):
+        assert (tmp_path / "out" / name).is_file()
+    assert summary["metrics"]["chi2"] <= summary["predicted"]["metrics"]["chi2"] * (1 + 1e-6)
+    refined = read_result(summary["out_path"])
+    assert "initial_chi2" in refined.curves and "chi2" in refined.curves

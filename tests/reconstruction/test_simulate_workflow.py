@@ -14,7 +14,13 @@ import torch
 from reconstruction.errors import Cancelled, ConfigError
 from reconstruction.fourier import intensity_of
 from reconstruction.progress import CancelToken
-from reconstruction.simulate import Recipe, SimulatedDataset, StoredDataset, generate_sample, sample_rng
+from reconstruction.simulate import (
+    Recipe,
+    SimulatedDataset,
+    StoredDataset,
+    generate_sample,
+    sample_rng,
+)
 from reconstruction.simulate.detector import far_intensity
 from reconstruction.simulate.workflow import simulate_dataset
 
@@ -23,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_fast_far_intensity_follows_the_project_fourier_convention():
     obj = generate_sample(Recipe(kind="crystal", shape=16), sample_rng(0, 0))["object"]
-    np.testing.assert_allclose(far_intensity(obj), intensity_of(obj), rtol=1e-4, atol=1e-6 * intensity_of(obj).max())
+    np.testing.assert_allclose(
+        far_intensity(obj), intensity_of(obj), rtol=1e-4, atol=1e-6 * intensity_of(obj).max()
+    )
 
 
 def test_sharded_data_set_written_by_two_workers_reads_back_as_the_streamed_one(tmp_path):
@@ -31,7 +39,9 @@ def test_sharded_data_set_written_by_two_workers_reads_back_as_the_streamed_one(
     summary = simulate_dataset(
         tmp_path / "set", n=5, shape=16, seed=4, workers=2, shard_size=2, progress=events.append
     )
-    assert summary["n"] == 5 and len(summary["files"]) == 3 and sum(summary["families"].values()) == 5
+    assert (
+        summary["n"] == 5 and len(summary["files"]) == 3 and sum(summary["families"].values()) == 5
+    )
     json.dumps(summary)
     assert [e.step for e in events] == list(range(6)) and events[-1].fraction == 1.0
     stored = StoredDataset(tmp_path / "set")
@@ -49,7 +59,14 @@ def test_cxi_export_holds_the_pattern_and_a_truth_whose_far_field_matches_it(tmp
 
     no_blur = Recipe(coherence_probability=0.0, readout_probability=0.0)
     summary = simulate_dataset(
-        tmp_path / "one.h5", kind="superellipsoid", n=2, shape=16, photons=(1e9, 1e9), seed=1, cxi=True, recipe=no_blur
+        tmp_path / "one.h5",
+        kind="superellipsoid",
+        n=2,
+        shape=16,
+        photons=(1e9, 1e9),
+        seed=1,
+        cxi=True,
+        recipe=no_blur,
     )
     assert len(summary["cxi_files"]) == 4
     stored = StoredDataset(summary["out_path"])
@@ -88,16 +105,52 @@ def test_a_folder_holding_other_shards_is_refused(tmp_path):
 def test_simulate_command_writes_the_file_and_prints_json(tmp_path):
     out = tmp_path / "two.h5"
     run = subprocess.run(
-        [sys.executable, "-m", "reconstruction", "simulate", "--kind", "crystal", "--n", "2", "--shape", "16",
-         "--dims", "2", "--photons", "1e6:1e7", "--seed", "3", "--out", str(out), "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "reconstruction",
+            "simulate",
+            "--kind",
+            "crystal",
+            "--n",
+            "2",
+            "--shape",
+            "16",
+            "--dims",
+            "2",
+            "--photons",
+            "1e6:1e7",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["n"] == 2 and summary["recipe"]["dims"] == 2 and out.is_file()
     assert StoredDataset(out)[1]["intensity"].shape == (1, 16, 16)
     bad = subprocess.run(
-        [sys.executable, "-m", "reconstruction", "simulate", "--shape", "4", "--out", str(tmp_path / "x.h5")],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "reconstruction",
+            "simulate",
+            "--shape",
+            "4",
+            "--out",
+            str(tmp_path / "x.h5"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error:")

@@ -52,7 +52,7 @@ _ALGORITHM_HELP = "schedule string, e.g. ER**20,HIO**160,ER**20 (run n times wit
 
 PARAM_SPECS: dict[str, list[ParamSpec]] = {
     "simulate": [
-        ParamSpec("kind", "str", "mixed", "family of simulated objects (see docs/simulate.md)"),
+        ParamSpec("kind", "choice", "mixed", "family of simulated objects", choices=("mixed", "superellipsoid", "crystal")),
         ParamSpec("n", "int", 16, "number of patterns", min=1, max=100_000),
         ParamSpec("shape", "choice", 64, "pattern side in pixels", choices=(16, 32, 64, 128)),
         ParamSpec("dims", "choice", 3, "2D or 3D patterns", choices=(2, 3)),

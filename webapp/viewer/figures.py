@@ -383,7 +383,7 @@ def prtf_resolution(freq: np.ndarray, prtf: np.ndarray) -> float | None:
     return float(f0 + (p0 - limit) / (p0 - p1) * (f1 - f0)) if p0 != p1 else float(f1)
 
 
-def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "fraction of Nyquist") -> dict[str, Any]:
+def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles per pixel") -> dict[str, Any]:
     """Return the PRTF vs spatial frequency with the 1/e line and the resolution marked.
 
     freq : (n,) spatial frequency in ``freq_unit``; prtf : (n,) in [0, 1].
@@ -397,10 +397,14 @@ def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "fractio
     annotations = [{"text": "1/e", "xref": "paper", "yref": "y", "x": 1, "y": 1 / math.e, "xanchor": "right",
                     "yanchor": "bottom", "showarrow": False, "font": {"color": "#c33"}}]  # fmt: skip
     if res is not None:
+        text = f"1/e at {res:.3g} {freq_unit}"
+        if freq_unit == "cycles per pixel" and res > 0:
+            text += f" (half-period resolution {0.5 / res:.2f} pixels)"
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": res, "x1": res, "y0": 0, "y1": 1,
                        "line": {"dash": "dot", "color": "#555", "width": 1}})  # fmt: skip
-        annotations.append({"text": f"resolution at {res:.3g}", "xref": "x", "yref": "paper", "x": res, "y": 0.95,
-                            "xanchor": "left", "showarrow": False})  # fmt: skip
+        annotations.append({"text": text, "xref": "x", "yref": "paper", "x": res, "y": 0.95,
+                            "xanchor": "left" if res < 0.5 * float(np.nanmax(freq)) else "right",
+                            "showarrow": False})  # fmt: skip
     layout = {"title": {"text": "phase retrieval transfer function", "font": {"size": 13}},
               "xaxis": {"title": {"text": f"spatial frequency ({freq_unit})"}},
               "yaxis": {"title": {"text": "PRTF"}, "range": [0, 1.05]}, "shapes": shapes,
@@ -604,9 +608,9 @@ def result_bundle(record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vert
     arrays = record.arrays or {}
     if "prtf" in arrays:
         prtf = np.asarray(arrays["prtf"]).ravel()
-        freq = np.asarray(arrays.get("prtf_freq", np.linspace(0, 1, prtf.size))).ravel()
+        freq = np.asarray(arrays.get("prtf_freq", [])).ravel()
         if freq.size == prtf.size and prtf.size > 1:
-            bundle["prtf"] = prtf_figure(freq, prtf)
+            bundle["prtf"] = prtf_figure(freq, prtf, freq_unit="cycles per pixel")
     return bundle
 
 

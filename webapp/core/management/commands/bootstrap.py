@@ -22,29 +22,22 @@ def shipped_checkpoint(dims: int = 3) -> Path | None:
         from reconstruction.nn import default_checkpoint_path
     except ImportError:
         return None
+    from reconstruction.errors import ReconstructionError
+
     try:
         path = Path(default_checkpoint_path(dims))
-    except Exception:  # noqa: BLE001  (a library without the model must not stop start-up)
+    except ReconstructionError:
         return None
     return path if path.is_file() else None
 
 
 def checkpoint_config(path: Path) -> tuple[dict, dict]:
-    """Architecture config and metrics stored in a checkpoint ({} when unreadable)."""
-    try:
-        from reconstruction.nn import load_checkpoint
-
-        ckpt = load_checkpoint(str(path))
-    except Exception:  # noqa: BLE001
-        return {}, {}
-    get = ckpt.get if isinstance(ckpt, dict) else (lambda key, default=None: getattr(ckpt, key, default))
+    """Architecture config and metrics stored in a checkpoint; raises ``CheckpointError`` if bad."""
     from reconstruction.cli.common import to_jsonable
+    from reconstruction.nn.checkpoint import read_checkpoint
 
-    config = get("config", {}) or {}
-    if not isinstance(config, dict) and hasattr(config, "__dict__"):
-        config = dict(vars(config))
-    metrics = get("metrics", {}) or {}
-    return to_jsonable(config) if isinstance(config, dict) else {}, to_jsonable(metrics) if isinstance(metrics, dict) else {}
+    payload = read_checkpoint(path)
+    return to_jsonable(dict(payload.get("config") or {})), to_jsonable(dict(payload.get("metrics") or {}))
 
 
 class Command(BaseCommand):
@@ -68,7 +61,13 @@ class Command(BaseCommand):
             return
         if ModelVersion.objects.filter(file=str(path)).exists():
             return
-        config, metrics = checkpoint_config(path)
+        from reconstruction.errors import CheckpointError
+
+        try:
+            config, metrics = checkpoint_config(path)
+        except CheckpointError as exc:
+            self.stderr.write(f"warning: the shipped {dims}D model is unusable: {exc}")
+            return
         has_default = ModelVersion.objects.filter(dims=dims, status="default").exists()
         version = model_version_register(
             name=SHIPPED_NAME if dims == 3 else f"{SHIPPED_NAME}-2d", file=path, dims=dims, config=config,

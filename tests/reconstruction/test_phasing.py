@@ -1,0 +1,215 @@
+"""The iterative engine against analytic truth: projections, error reduction, known objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reconstruction.errors import Cancelled, ConfigError, InvalidDataError
+from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
+from reconstruction.phasing import phase_retrieve, parse_schedule
+from reconstruction.phasing.engine import Engine
+from reconstruction.progress import CancelToken
+from tests.reconstruction.phasing_objects import counts, faceted_crystal
+
+
+def engine_for(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray, support: np.ndarray, seed=0):
+    """An Engine on one random start (unshifted layout), as phase_retrieve builds it."""
+    shift = np.fft.ifftshift
+    rng = np.random.default_rng(seed)
+    psi = shift(obj * support) * np.exp(1j * rng.uniform(-1, 1, obj.shape)) * 1.3
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(shift(x))).float()  # noqa: E731
+    return Engine(
+        t(np.sqrt(intensity)), t((~mask).astype(np.float32)), t(support.astype(np.float32))[None],
+        torch.from_numpy(psi.astype(np.complex64))[None],
+    )
+
+
+# -- the algorithm as a value ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "cycles", "canonical", "total"),
+    [
+        ("ER**20,HIO**160,ER**20", 3, "(ER**20,HIO**160,ER**20)**3", 600),
+        ("(ER**20,HIO**160)**3,ER**20", 1, "(ER**20,HIO**160)**3,ER**20", 560),
+        ("3*(20*ER+180*HIO)+20*ER", 1, "(ER**20,HIO**180)**3,ER**20", 620),
+        ("raar(0.8)**5, HIO(0.9)**3", 1, "RAAR(0.8)**5,HIO**3", 8),
+    ],
+)
+def test_schedule_strings_parse_to_a_canonical_value_that_parses_back(text, cycles, canonical, total):
+    schedule = parse_schedule(text, cycles=cycles)
+    assert str(schedule) == canonical and schedule.total == total
+    assert parse_schedule(str(schedule)) == schedule
+    segments = schedule.segments()
+    assert segments[0].start == 0 and segments[-1].end == total
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("ER**2x", "position 5"),
+        ("ER*20", "position 2"),
+        ("FOO**3", "unknown operator 'FOO'"),
+        ("(ER**2", "expected ')'"),
+        ("ER**0", "positive integer"),
+        ("HIO(2)**3", "beta must be in"),
+        ("ER,,HIO", "position 3"),
+        ("", "empty"),
+    ],
+)
+def test_malformed_schedules_are_refused_with_a_message_pointing_at_the_bad_token(text, hint):
+    with pytest.raises(ConfigError, match=hint.replace("(", r"\(").replace(")", r"\)")):
+        parse_schedule(text)
+
+
+# -- projections ------------------------------------------------------------------------------
+def test_the_engine_chi2_is_the_fourier_errors_chi2_by_parseval():
+    obj = faceted_crystal(16, 6)
+    intensity = counts(obj, 1e6, seed=None)
+    mask = np.zeros(obj.shape, bool)
+    support = np.abs(obj) > 0
+    eng = engine_for(obj, intensity, mask, support)
+    psi = np.fft.fftshift(eng.psi[0].numpy())
+    chi2, _ = eng._modulus(free=False)
+    expected = fourier_errors(psi, intensity)
+    # fourier_errors fits the scale; with scale 1 the two agree exactly
+    unscaled = np.sum((np.abs(np.fft.fftn(np.fft.ifftshift(psi), norm="ortho")) - np.fft.ifftshift(np.sqrt(intensity))) ** 2)
+    assert float(chi2[0]) == pytest.approx(unscaled / intensity.sum(), rel=1e-4)
+    assert expected["chi2"] <= float(chi2[0]) + 1e-9
+
+
+def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free():
+    obj = faceted_crystal(16, 6)
+    intensity = counts(obj, 1e6, seed=None)
+    mask = np.zeros(obj.shape, bool)
+    mask[6:10, 6:10, 6:10] = True  # a beamstop
+    eng = engine_for(obj, intensity, mask, np.ones(obj.shape, bool))
+    before = np.fft.fftn(eng.psi[0].numpy())
+    once = eng.project_modulus().clone()
+    after = np.fft.fftn(once[0].numpy())
+    masked_u = np.fft.ifftshift(mask)
+    assert np.allclose(after[masked_u], before[masked_u], rtol=1e-4, atol=1e-3)
+    measured = np.fft.ifftshift(np.sqrt(intensity))[~masked_u] * np.sqrt(obj.size)
+    assert np.allclose(np.abs(after[~masked_u]), measured, rtol=1e-4, atol=1e-2)
+    eng.psi.copy_(once)
+    twice = eng.project_modulus()
+    assert torch.allclose(twice, once, rtol=1e-4, atol=1e-5 * float(once.abs().max()))
+
+
+def test_er_error_never_increases_with_a_fixed_support():
+    obj = faceted_crystal(24, 9)
+    intensity = counts(obj, 1e7, seed=2)
+    result = phase_retrieve(
+        intensity, support=np.abs(obj) > 0, algorithm="ER**60", n_cycles=1, shrinkwrap=False,
+        free_fraction=0.0, device="cpu",
+    )
+    chi2 = result.curves["chi2"]
+    assert np.all(np.diff(chi2) <= 1e-6 * chi2[:-1]) and chi2[-1] < 0.5 * chi2[0]
+
+
+# -- recovery of known objects --------------------------------------------------------------
+def test_a_faceted_crystal_is_recovered_to_one_percent_from_noise_free_data():
+    truth = faceted_crystal(32, 12)
+    intensity = counts(truth, 1e6, seed=None)
+    result = phase_retrieve(intensity, device="cpu", seed=0)  # (ER**20,HIO**160,ER**20)**3
+    quality = compare_to_truth(result.obj, truth)
+    assert quality["rel_error"] < 0.01 and quality["ssim"] > 0.999
+    assert result.algorithm == "(ER**20,HIO**160,ER**20)**3" and result.curves["chi2"].shape == (600,)
+    assert result.obj.dtype == np.complex64 and result.support.dtype == bool
+    assert 0.5 < result.support.sum() / (np.abs(truth) > 0).sum() < 2.0
+
+
+def test_with_poisson_noise_chi2_comes_within_twice_the_truths_chi2():
+    truth = faceted_crystal(24, 9)
+    intensity = counts(truth, 1e7, seed=4)
+    result = phase_retrieve(intensity, algorithm="HIO**200,ER**100", n_cycles=1, runs=2, device="cpu")
+    free = free_pixel_mask(np.zeros(intensity.shape, bool), fraction=0.05, seed=0)
+    truth_chi2 = fourier_errors(truth, intensity, free_mask=free)["chi2"]
+    assert result.metrics["chi2"] < 2.0 * truth_chi2
+    assert compare_to_truth(result.obj, truth)["rel_error"] < 0.05
+
+
+def test_recovery_still_works_with_ten_percent_of_pixels_masked_including_a_beamstop():
+    truth = faceted_crystal(24, 9)
+    intensity = counts(truth, 1e8, seed=5)
+    mask = np.random.default_rng(0).random(intensity.shape) < 0.09
+    mask[11:14, 11:14, 11:14] = True  # beamstop on the central peak
+    intensity[mask] = 0
+    assert 0.09 < mask.mean() < 0.11
+    result = phase_retrieve(intensity, mask=mask, algorithm="HIO**200,ER**100", n_cycles=1, runs=2, device="cpu")
+    assert compare_to_truth(result.obj, truth)["rel_error"] < 0.05
+
+
+def test_a_2d_pattern_is_phased_too():
+    truth = faceted_crystal(48, 16, ndim=2)
+    result = phase_retrieve(counts(truth, 1e7, seed=None), n_cycles=2, device="cpu")
+    assert result.obj.shape == (48, 48) and compare_to_truth(result.obj, truth)["rel_error"] < 0.02
+
+
+def test_raar_and_hio_schedules_converge_and_record_their_segments():
+    truth = faceted_crystal(24, 9)
+    result = phase_retrieve(counts(truth, 1e7, seed=None), algorithm="RAAR(0.8)**150,ER**50",
+                            n_cycles=1, device="cpu")
+    assert result.config["segments"] == [[0, 150, "RAAR", 0.8], [150, 200, "ER", None]]
+    assert set(np.unique(result.curves["segment"])) == {0.0, 1.0}
+    assert compare_to_truth(result.obj, truth)["rel_error"] < 0.05
+
+
+# -- runs, seeds, starts, cancel -----------------------------------------------------------
+def test_the_same_seed_gives_the_same_result_and_another_seed_another_start():
+    intensity = counts(faceted_crystal(16, 6), 1e6, seed=0)
+    kwargs = dict(algorithm="HIO**30,ER**10", n_cycles=1, device="cpu", runs=2)
+    a = phase_retrieve(intensity, seed=3, **kwargs)
+    b = phase_retrieve(intensity, seed=3, **kwargs)
+    c = phase_retrieve(intensity, seed=4, **kwargs)
+    assert np.array_equal(a.obj, b.obj) and np.array_equal(a.curves["chi2"], b.curves["chi2"])
+    assert not np.array_equal(a.curves["chi2"], c.curves["chi2"])
+
+
+def test_many_runs_are_ranked_by_free_llk_and_the_best_are_averaged_with_a_prtf():
+    truth = faceted_crystal(24, 9)
+    intensity = counts(truth, 1e8, seed=1)
+    result = phase_retrieve(intensity, algorithm="HIO**150,ER**50", n_cycles=1, runs=4, keep=2, device="cpu")
+    assert len(result.runs) == 4 and sum(r["kept"] for r in result.runs) == 2
+    kept = sorted(r["llk_free"] for r in result.runs if r["kept"])
+    assert kept[-1] <= min(r["llk_free"] for r in result.runs if not r["kept"])
+    assert result.prtf is not None and result.prtf["prtf"].shape == result.prtf["freq"].shape
+    assert compare_to_truth(result.obj, truth)["rel_error"] < 0.05
+
+
+def test_starting_from_the_true_object_with_its_support_keeps_it():
+    truth = faceted_crystal(24, 9)
+    intensity = counts(truth, 1e7, seed=None)
+    start = truth * (1 + 0.05 * np.random.default_rng(0).standard_normal(truth.shape))
+    result = phase_retrieve(intensity, initial_object=start, support=None, algorithm="ER**50",
+                            n_cycles=1, device="cpu", support_threshold=0.1)
+    assert result.config["support"] == "object>0.1" and result.config["shrinkwrap"] is None
+    assert compare_to_truth(result.obj, truth)["rel_error"] < 0.01
+    assert result.curves["chi2"][-1] < result.curves["chi2"][0]
+
+
+def test_a_cancelled_token_stops_the_iterations():
+    token = CancelToken()
+    seen = []
+
+    def progress(event):
+        seen.append(event.step)
+        if event.step >= 5:
+            token.cancel()
+
+    intensity = counts(faceted_crystal(16, 6), 1e6, seed=0)
+    with pytest.raises(Cancelled):
+        phase_retrieve(intensity, algorithm="HIO**100000", n_cycles=1, device="cpu",
+                       progress=lambda e: progress(e) or None, cancel=token)
+    assert seen and max(seen) < 100000
+
+
+def test_bad_inputs_are_refused_with_actionable_messages():
+    with pytest.raises(InvalidDataError, match="2D or 3D"):
+        phase_retrieve(np.ones(5))
+    with pytest.raises(InvalidDataError, match="mask has shape"):
+        phase_retrieve(np.ones((8, 8)), mask=np.zeros((4, 4), bool))
+    with pytest.raises(ConfigError, match="keep"):
+        phase_retrieve(np.ones((8, 8)), runs=2, keep=3)
+    with pytest.raises(ConfigError, match="neither 'auto'"):
+        phase_retrieve(np.ones((8, 8)), support="/no/such/file.npy")
