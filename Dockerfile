@@ -22,9 +22,9 @@ RUN if [ -n "$TORCH_INDEX" ]; then \
 
 COPY . .
 RUN mkdir -p /data/media /data/var \
+    && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v 0 \
     && useradd --create-home --uid 1000 cdi \
-    && chown -R cdi /data \
-    && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v 0
+    && chown -R cdi /data
 USER cdi
 
 EXPOSE 8000

@@ -143,6 +143,9 @@ def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress |
     progress = progress or ctx.progress
     if job.dataset is None:
         _input_path(ctx)
+    from reconstruction.progress import ProgressEvent
+
+    progress(ProgressEvent(0.0, stage="prepare"))
     size = _model_input_size(job)
     prepared = job.result_dir / "prepared.cxi"
     prep = prepare_file(str(job.dataset.path), str(prepared), shape=size, cancel=ctx.cancel)
@@ -202,6 +205,7 @@ def _step(ctx: Context, *, kind: str, parent: Job, params: dict[str, Any], lo: f
     ctx.heartbeat.ids.append(step.pk)
     progress = JobProgress(step.pk, log=step.log, mirror=None)
     ctx.progress.lo, ctx.progress.hi = lo, hi
+    ctx.progress.stage_prefix = f"{kind}: "
     progress.mirror = ctx.progress
     ctx.progress.add_log(f"{kind} step: job {step.pk}")
     started = time.monotonic()

@@ -103,6 +103,7 @@ class JobProgress:
         self._count: dict[str, int] = {}
         self.log = log
         self.dirty = False
+        self.stage_prefix = ""  # e.g. "predict: " while a pipeline runs its predict step
 
     def add_log(self, line: str) -> None:
         """Append a time-stamped line to the job's log (written with the next progress write)."""
@@ -126,7 +127,7 @@ class JobProgress:
         frac = min(max(float(event.fraction), 0.0), 1.0)
         self.fraction = self.lo + (self.hi - self.lo) * frac
         if event.stage:
-            self.stage = str(event.stage)[:100]
+            self.stage = f"{self.stage_prefix}{event.stage}"[:100]
         for name, value in (event.values or {}).items():
             number = _finite(value)
             self.values[str(name)] = number

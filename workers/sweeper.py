@@ -43,7 +43,7 @@ def _stale_cutoff(stale_after_s: float | None = None):
 
 def recover_job(job_id: int, *, stale_after_s: float | None = None) -> str | None:
     """Re-queue or fail one top-level job whose heartbeat is stale; return what was done or None."""
-    from workers.tasks import enqueue_job
+    from webapp.core.services import enqueue_or_fail
 
     now = timezone.now()
     with transaction.atomic():
@@ -71,7 +71,7 @@ def recover_job(job_id: int, *, stale_after_s: float | None = None) -> str | Non
             log=job.log + f"{stamp} worker lost (no heartbeat for {settings.CDI_JOB_STALE_S:g} s): re-queued once\n",
         )
         steps.update(status="queued", updated=now, stage="re-queued")
-        transaction.on_commit(lambda: enqueue_job(job_id))
+        transaction.on_commit(lambda: enqueue_or_fail(job_id))
     return "requeued"
 
 

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     m = summary["metrics"]
     print(f"checkpoint   {summary['out_path']}")
     print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
-    print(f"parent       {summary['parent']['name']}  sha256 {summary['parent']['weights_sha256'][:16]}")
+    parent = summary["parent"]
+    print(f"parent       {parent['name']}  sha256 {parent['weights_sha256'][:16]}")
     print(f"loss         {m['loss_before']:.4f} -> {m['loss_after']:.4f} ({m['steps']} steps)")
     print(f"time         {summary['seconds']:.1f} s")
     return 0

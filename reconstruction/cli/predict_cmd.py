@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     m = summary["metrics"]
     print(f"result       {summary['out_path']}")
     print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
-    print(f"chi2         {m.get('chi2', float('nan')):.4g}   chi2_free {m.get('chi2_free', float('nan')):.4g}")
-    print(f"time         predict {summary['timings']['predict'] * 1e3:.0f} ms, total {summary['seconds']:.2f} s")
+    nan = float("nan")
+    print(f"chi2         {m.get('chi2', nan):.4g}   chi2_free {m.get('chi2_free', nan):.4g}")
+    predict_ms = summary["timings"]["predict"] * 1e3
+    print(f"time         predict {predict_ms:.0f} ms, total {summary['seconds']:.2f} s")
     return 0

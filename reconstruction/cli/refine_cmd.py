@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     m = summary.get("metrics", {})
     print(f"result       {summary['out_path']}")
     print(f"algorithm    {args.algorithm}")
-    print(f"chi2         {m.get('chi2', float('nan')):.4g}   chi2_free {m.get('chi2_free', float('nan')):.4g}")
+    nan = float("nan")
+    print(f"chi2         {m.get('chi2', nan):.4g}   chi2_free {m.get('chi2_free', nan):.4g}")
     print(f"time         {summary['seconds']:.2f} s")
     return 0

@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         key, text = item.split("=", 1)
         overrides[key.strip()] = _value(text)
     bar = TerminalProgress()
-    summary = train_model(args.out, recipe=args.recipe, device=args.device, progress=bar, **overrides)
+    summary = train_model(
+        args.out, recipe=args.recipe, device=args.device, progress=bar, **overrides
+    )
     bar.close()
     if summary.get("rank", 0) != 0:
         return 0

@@ -1,8 +1,8 @@
-"""Quality metrics: Fourier errors against data, comparison with a known truth, PRTF, post-processing.
+"""Quality metrics: Fourier errors against data, comparison with a truth, PRTF, post-processing.
 
-- ``fourier_errors(obj, intensity, mask=None, free_mask=None)``: chi2, chi2_free, LLK (scale fitted).
+- ``fourier_errors(obj, intensity, mask=None, free_mask=None)``: chi2, chi2_free, LLK.
 - ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
-- ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS after alignment.
+- ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
 - ``align_to``, ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``.
 """

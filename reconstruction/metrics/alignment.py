@@ -15,7 +15,7 @@ from skimage.registration import phase_cross_correlation
 
 @dataclass
 class Alignment:
-    """How ``moving`` was mapped onto ``reference``: shift (pixels), twin, ramp (rad/pixel), scale."""
+    """How ``moving`` was mapped onto ``reference``: shift (px), twin, ramp (rad/px), scale."""
 
     shift: tuple[float, ...]
     twin: bool
@@ -86,7 +86,9 @@ def apply_phase_ramp(obj: np.ndarray, ramp) -> np.ndarray:
     return obj * np.exp(-1j * sum(r * g for r, g in zip(ramp, grid)))
 
 
-def _align_one(moving: np.ndarray, reference: np.ndarray, *, ramp: bool) -> tuple[np.ndarray, Alignment]:
+def _align_one(
+    moving: np.ndarray, reference: np.ndarray, *, ramp: bool
+) -> tuple[np.ndarray, Alignment]:
     shift, _, _ = phase_cross_correlation(
         np.abs(reference), np.abs(moving), upsample_factor=20, normalization=None
     )

@@ -53,7 +53,7 @@ def centre_object(obj: np.ndarray, *, support: np.ndarray | None = None):
 
 
 def unwrap_phase(obj: np.ndarray, *, support: np.ndarray | None = None) -> np.ndarray:
-    """Return the unwrapped phase (rad, float) of a 2D/3D object inside ``support`` (NaN outside)."""
+    """Return the unwrapped phase (rad) of a 2D/3D object inside ``support`` (NaN outside)."""
     sup = _support_or_threshold(obj, support)
     phase = np.ma.masked_array(np.angle(obj), mask=~sup)
     out = _unwrap(phase)

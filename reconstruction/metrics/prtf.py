@@ -90,11 +90,12 @@ def prtf(
 def spectral_weight(
     intensity: np.ndarray, *, mask: np.ndarray | None = None, n_bins: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fraction of the total measured intensity in each frequency shell; (freq, weight) sums to 1."""
+    """Fraction of the measured intensity in each frequency shell: (freq, weight), sum 1."""
     intensity = np.asarray(intensity, np.float64)
     use = np.ones(intensity.shape, bool) if mask is None else ~np.asarray(mask, bool)
     n_bins = n_bins or max(intensity.shape) // 2
     edges = np.linspace(0.0, 0.5, n_bins + 1)
-    sums = np.histogram(radial_frequency(intensity.shape)[use], bins=edges, weights=intensity[use])[0]
+    freq = radial_frequency(intensity.shape)[use]
+    sums = np.histogram(freq, bins=edges, weights=intensity[use])[0]
     total = sums.sum()
     return 0.5 * (edges[1:] + edges[:-1]), sums / total if total > 0 else sums

@@ -41,7 +41,8 @@ def compare_to_truth(
     t_norm = np.linalg.norm(truth)
     rel_error = float(np.linalg.norm(aligned - truth) / t_norm) if t_norm else float("nan")
     amp_a, amp_t = np.abs(aligned), np.abs(truth)
-    amp_rel = float(np.linalg.norm(amp_a - amp_t) / np.linalg.norm(amp_t)) if t_norm else float("nan")
+    amp_norm = np.linalg.norm(amp_t)
+    amp_rel = float(np.linalg.norm(amp_a - amp_t) / amp_norm) if amp_norm else float("nan")
     dphi = np.angle(aligned[support] * np.conj(truth[support]))
     phase_rms = float(np.sqrt(np.mean(dphi**2))) if dphi.size else float("nan")
     a_n = amp_a / amp_a.max() if amp_a.max() > 0 else amp_a

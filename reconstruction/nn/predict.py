@@ -117,7 +117,8 @@ def predict_objects(
         obj = obj * scale.view(-1, *([1] * (obj.dim() - 1)))
         objs.append(obj[:, 0].cpu().numpy().astype(np.complex64))
         supports.append((obj[:, 0].abs() > 0).cpu().numpy())
-        report(progress, ProgressEvent(min((start + len(x)) / n, 1.0), "predict", start + len(x), n))
+        done = start + len(x)
+        report(progress, ProgressEvent(min(done / n, 1.0), "predict", done, n))
     return np.concatenate(objs), np.concatenate(supports)
 
 
@@ -194,7 +195,10 @@ def optimise_on_pattern(
     def on_progress(event: ProgressEvent) -> None:
         if event.stage == "train":
             losses.append(event.values["loss"])
-            report(progress, ProgressEvent(event.fraction, "optimise", event.step, steps, event.values))
+            report(
+                progress,
+                ProgressEvent(event.fraction, "optimise", event.step, steps, event.values),
+            )
 
     start = time.monotonic()
     fit(

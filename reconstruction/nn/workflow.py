@@ -119,7 +119,9 @@ def train_model(
     def sim_stage(stage: str, offset: float, width: float) -> ProgressCallback | None:
         if progress is None or not info.is_main:
             return None
-        return lambda e: report(progress, ProgressEvent(offset + width * e.fraction, stage, e.step, e.total))
+        return lambda e: report(
+            progress, ProgressEvent(offset + width * e.fraction, stage, e.step, e.total)
+        )
 
     train_base = NetworkItems(_simulated(rec, rec.n_train, rec.seed), truths=truths)
     val_base = NetworkItems(
@@ -132,7 +134,8 @@ def train_model(
         train_set = CachedItems(train_base, progress=sim_stage("simulate", 0.0, 0.0), cancel=cancel)
 
     def fresh(epoch: int) -> torch.utils.data.Dataset:
-        return NetworkItems(_simulated(rec, rec.n_train, rec.seed + epoch * rec.n_train), truths=truths)
+        data = _simulated(rec, rec.n_train, rec.seed + epoch * rec.n_train)
+        return NetworkItems(data, truths=truths)
 
     name = f"{rec.name}-{rec.dims}d"
     description = {**rec.to_dict(), "simulation": _simulation_description(rec)}
@@ -479,7 +482,9 @@ def pipeline_file(
             return None
         return lambda e: report(
             progress,
-            ProgressEvent(lo + (hi - lo) * e.fraction, e.stage, e.step, e.total, e.values, e.message),
+            ProgressEvent(
+                lo + (hi - lo) * e.fraction, e.stage, e.step, e.total, e.values, e.message
+            ),
         )
 
     timings: dict[str, float] = {}

@@ -80,8 +80,8 @@ class Engine:
         self.sq = torch.empty_like(self.Fr)
         self.m2 = torch.empty(self.psi.shape, dtype=torch.float32, device=self.psi.device)
         self.mag = torch.empty_like(self.m2)
-        self.a = torch.empty_like(self.m2)
-        self.b = torch.empty_like(self.m2)
+        self.a = torch.empty_like(self.psi)  # complex: complex*complex beats complex*real here
+        self.b = torch.empty_like(self.psi)
         self.shrinkwrap = shrinkwrap
         self.positivity = positivity
         self.free_period = max(1, int(free_period))
@@ -113,15 +113,27 @@ class Engine:
         torch.fft.ifftn(self.F, dim=self.dims, out=self.P)
         return chi2, chi2_free
 
+    def _remember(self, chi2: torch.Tensor) -> None:
+        """Copy the runs whose chi2 is the lowest so far into the best buffer."""
+        if getattr(self, "_best", None) is None:
+            self._best = self.psi.clone()
+            self._best_chi2 = chi2.clone()
+            return
+        better = chi2 < self._best_chi2
+        if bool(better.any()):
+            idx = torch.nonzero(better).flatten()
+            self._best[idx] = self.psi[idx]
+            self._best_chi2[idx] = chi2[idx]
+
     def _coefficients(self, name: str, beta: float | None) -> None:
         """a, b such that psi_new = a * psi + b * P for the current support."""
         s = self.support
         if name == "HIO":  # inside: P; outside: psi - beta P
-            torch.sub(1.0, s, out=self.a)
-            torch.mul(s, 1.0 + beta, out=self.b).sub_(beta)
+            self.a.copy_(1.0 - s)
+            self.b.copy_(s * (1.0 + beta) - beta)
         elif name == "RAAR":  # inside: P; outside: beta psi + (1 - 2 beta) P
-            torch.sub(1.0, s, out=self.a).mul_(beta)
-            torch.mul(s, 2 * beta, out=self.b).add_(1.0 - 2 * beta)
+            self.a.copy_((1.0 - s) * beta)
+            self.b.copy_(s * (2 * beta) + (1.0 - 2 * beta))
         self._coef_for = (name, beta)
 
     def _positive_support(self) -> torch.Tensor:
@@ -152,8 +164,13 @@ class Engine:
         progress: ProgressCallback | None = None,
         cancel: CancelLike | None = None,
         report_every_s: float = 0.25,
+        keep_best: bool = False,
     ) -> EngineHistory:
-        """Run every iteration of ``schedule``; honour ``cancel`` each iteration."""
+        """Run every iteration of ``schedule``; honour ``cancel`` each iteration.
+
+        With ``keep_best`` the iterate of lowest chi2 (the start included) is what remains in
+        ``psi`` at the end, so a refinement never returns a worse object than it was given.
+        """
         total = schedule.total
         dev = self.psi.device
         chi2 = torch.full((total, self.batch), float("nan"), device=dev)
@@ -170,6 +187,8 @@ class Engine:
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
                 chi2[it] = c
+                if keep_best:
+                    self._remember(c)
                 if cf is not None:
                     chi2_free[it] = cf
                 self._update(seg.name, seg.beta)
@@ -192,6 +211,12 @@ class Engine:
         if self.positivity:
             self.psi.imag.zero_()
         self.psi.mul_(self.support)
+        if keep_best:
+            c, _ = self._modulus(free=False)
+            self._remember(c)
+            self.psi.copy_(self._best)
         return EngineHistory(
-            chi2=chi2.cpu().numpy(), chi2_free=chi2_free.cpu().numpy(), support_fraction=frac.cpu().numpy()
+            chi2=chi2.cpu().numpy(),
+            chi2_free=chi2_free.cpu().numpy(),
+            support_fraction=frac.cpu().numpy(),
         )

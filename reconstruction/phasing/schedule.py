@@ -110,7 +110,10 @@ def _count(node: Op | Group) -> int:
     return node.repeat * sum(_count(i) for i in node.items)
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_]+)|(?P<pow>\*\*)|(?P<op>[()*,+]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_]+)"
+    r"|(?P<pow>\*\*)|(?P<op>[()*,+]))"
+)
 
 
 class _Parser:
@@ -144,7 +147,8 @@ class _Parser:
         tok = self.peek()
         if tok is None or tok[0] != kind or (value is not None and tok[1] != value):
             pos = tok[2] if tok else len(self.text)
-            what = repr(value) if value else {"num": "a number", "name": "an operator name"}.get(kind, kind)
+            names = {"num": "a number", "name": "an operator name"}
+            what = repr(value) if value else names.get(kind, kind)
             self.fail(pos, f"expected {what}")
         self.i += 1
         return tok
@@ -225,6 +229,7 @@ def parse_schedule(text: str, *, cycles: int = 1) -> Schedule:
     schedule = Schedule(root).repeated(cycles)
     if schedule.total > MAX_ITERATIONS:
         raise ConfigError(
-            f"the algorithm {text!r} asks for {schedule.total} iterations (at most {MAX_ITERATIONS})"
+            f"the algorithm {text!r} asks for {schedule.total} iterations "
+            f"(at most {MAX_ITERATIONS})"
         )
     return schedule

@@ -107,7 +107,8 @@ def support_from_object(obj: np.ndarray, *, threshold: float = 0.1) -> np.ndarra
 def gaussian_blur_numpy(values: np.ndarray, sigma: float) -> np.ndarray:
     """Circular Gaussian blur (sigma in pixels) by FFT multiplication, real input."""
     spectrum = np.fft.rfftn(values)
-    return np.fft.irfftn(spectrum * _kernel_numpy(values.shape, sigma), s=values.shape)
+    axes = tuple(range(values.ndim))
+    return np.fft.irfftn(spectrum * _kernel_numpy(values.shape, sigma), s=values.shape, axes=axes)
 
 
 def _kernel_numpy(shape, sigma):
@@ -141,7 +142,8 @@ class ShrinkWrapper:
     def update(self, amplitude: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
         """New supports (B, *shape) float 0/1 from amplitudes (B, *shape); keeps refused ones."""
         dims = tuple(range(-self.ndim, 0))
-        blurred = torch.fft.irfftn(torch.fft.rfftn(amplitude, dim=dims) * self.kernel(), s=self.shape, dim=dims)
+        spectrum = torch.fft.rfftn(amplitude, dim=dims) * self.kernel()
+        blurred = torch.fft.irfftn(spectrum, s=self.shape, dim=dims)
         flat = blurred.reshape(blurred.shape[0], -1)
         peak = flat.amax(dim=1).clamp_min(1e-30)
         new = (flat > self.settings.threshold * peak[:, None]).to(support.dtype)

@@ -201,9 +201,12 @@ def refine_file(
     for key in ("model_name", "model_sha256"):
         if key in initial.provenance and key not in prov:
             prov[key] = initial.provenance[key]
-    algorithm_run = f"{initial.algorithm}+{result.algorithm}" if initial.algorithm else result.algorithm
+    algorithm_run = result.algorithm
+    if initial.algorithm:
+        algorithm_run = f"{initial.algorithm}+{result.algorithm}"
     result.algorithm = algorithm_run
-    result.config["initial_metrics"] = {k: before[k] for k in ("chi2", "chi2_free", "llk", "llk_free")}
+    keys = ("chi2", "chi2_free", "llk", "llk_free")
+    result.config["initial_metrics"] = {k: before[k] for k in keys}
     _write(
         out_path, data, result, provenance=prov, extra_curves=extra_curves, timings=timings,
         command=f"refine {os.fspath(input_path)} --initial {os.fspath(initial_path)} "

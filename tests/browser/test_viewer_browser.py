@@ -144,7 +144,7 @@ def test_member_drops_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, 
     page.click("a.button:text('pipeline')")
     page.wait_for_url(re.compile(r".*/jobs/new/.*kind=pipeline.*"))
     page.select_option("#preset", "quick")
-    page.click("button[type=submit]")
+    page.click("#job-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/jobs/\d+/$"))
     status = wait_finished(page)
     assert status == "succeeded", page.inner_text("#job-error")
@@ -189,8 +189,10 @@ def test_member_cancels_a_running_job_from_its_page(open_page, live_server, cast
     page.goto(f"{live_server.url}/jobs/new/?kind=phase&dataset={dataset.pk}")
     page.fill("input[name=algorithm]", "HIO**100000")
     page.fill("input[name=cycles]", "10")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/jobs/\d+/$"))
+    page.click("#job-form button[type=submit]")
+    if not re.match(r".*/jobs/\d+/$", page.url):
+        shot(page, "submit_failed")
+        pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
     page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
     page.click("#cancel-button")
     assert wait_finished(page, timeout_ms=30_000) == "cancelled"
@@ -221,3 +223,24 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     page.locator("#iso-threshold").fill("0.6")
     page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.60 of max')")
     shot(page, "fixture_result_page")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_selects_two_results_and_opens_them_side_by_side(open_page, live_server, cast, records):
+    from tests.conftest import write_result_file
+    from webapp.core.models import Job
+
+    other = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="phase", status="succeeded", progress=1.0,
+                               dataset=records.dataset, metrics={"chi2": 0.02})  # fmt: skip
+    other.result_dir.mkdir(parents=True, exist_ok=True)
+    write_result_file(other.result_path)
+    page = open_page("member", "pw-member")
+    page.wait_for_selector("body[data-rendered='1']")
+    for job in (records.job, other):
+        page.check(f"#jobs-table tr[data-job='{job.pk}'] input.pick")
+    page.click("#compare-selected")
+    page.wait_for_url(re.compile(r".*/compare/\?jobs=\d+,\d+$"))
+    page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
+    assert page.locator(".compare-col .cmp-iso canvas").count() == 2
+    assert page.locator(".cmp-slices .heatmaplayer image, .cmp-slices .hm image").count() == 4
+    shot(page, "compare_two_fixture_results")

@@ -174,6 +174,19 @@ def test_error_curves_shade_one_segment_per_algorithm_when_lengths_match():
     assert mismatched["layout"]["shapes"] == []
 
 
+def test_segment_numbers_of_the_engine_place_the_shading_and_other_curves_stay_off_the_error_axis():
+    n = 30
+    curves = {"chi2": np.logspace(0, -2, n), "chi2_free": np.where(np.arange(n) % 10 == 9, 0.1, np.nan),
+              "segment": np.repeat([0, 1, 2], 10), "support_fraction": np.full(n, 0.05), "iteration_seconds": np.ones(n)}
+    fig = figures.error_curves_figure(curves, algorithm="ER**2,HIO**3")  # schedule length differs on purpose
+    assert [(s["name"], s["start"], s["end"]) for s in fig["meta"]["segments"]] == [("", 0, 10), ("", 10, 20), ("", 20, 30)]
+    names = {t["name"]: t for t in fig["data"]}
+    assert set(names) == {"χ²", "χ² free", "support fraction"}
+    assert names["support fraction"]["yaxis"] == "y2" and names["χ² free"]["connectgaps"]
+    named = figures.error_curves_figure(curves, algorithm="ER**10,HIO**10,ER**10")
+    assert [s["name"] for s in named["meta"]["segments"]] == ["ER", "HIO", "ER"]
+
+
 def test_prtf_resolution_is_the_one_over_e_crossing():
     freq = np.linspace(0, 1, 101)
     prtf = np.exp(-freq / 0.3)  # crosses 1/e at 0.3

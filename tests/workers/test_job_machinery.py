@@ -185,3 +185,20 @@ def test_the_worker_parent_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_submitted_while_the_broker_is_down_fails_with_a_clear_message(cast, records):
+    from tests.conftest import free_port, point_celery_at
+    from workers.app import app
+
+    previous = app.conf.broker_url
+    point_celery_at(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        response = cast.api(cast.owner).post("/api/jobs", {"kind": "phase", "dataset": records.dataset.pk},
+                                             content_type="application/json")
+    finally:
+        point_celery_at(previous)
+    assert response.json()["status"] == "failed"
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.status == "failed" and "job queue (Redis) is unreachable" in job.error_message

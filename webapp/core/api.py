@@ -188,7 +188,7 @@ def job_out(job: Job, *, log_chars: int = 4000) -> dict[str, Any]:
     return {
         "id": job.pk, "group": job.group_id, "owner": job.owner.get_username(), "kind": job.kind,
         "status": job.status, "params": job.params, "dataset": job.dataset_id, "parent": job.parent_id,
-        "children": list(Job.objects.filter(parent=job).order_by("id").values_list("pk", flat=True)),
+        "children": sorted(child.pk for child in job.children.all()),
         "model_version": job.model_version_id, "progress": job.progress, "stage": job.stage, "eta_s": job.eta_s,
         "latest_values": job.latest_values or {}, "curves": job.curves or {}, "metrics": job.metrics or {},
         "summary": job.summary or {}, "error_message": job.error_message, "log_tail": job.log[-log_chars:],
@@ -273,7 +273,7 @@ def download_dataset(request: HttpRequest, dataset_id: int):
 def list_jobs(request: HttpRequest, status: str | None = None, kind: str | None = None, group: int | None = None,
               dataset: int | None = None, limit: int = 100):
     """Jobs of your groups, newest first (filters: status, kind, group, dataset)."""
-    qs = selectors.jobs_visible_to(request.auth)
+    qs = selectors.jobs_visible_to(request.auth).prefetch_related("children")
     for field, value in (("status", status), ("kind", kind), ("group_id", group), ("dataset_id", dataset)):
         if value is not None:
             qs = qs.filter(**{field: value})
@@ -297,6 +297,7 @@ def submit_job(request: HttpRequest, payload: JobIn):
         raise ValidationError({"group": str(exc)}) from exc
     job = services.job_submit(user=user, group=group, kind=payload.kind, params=payload.params, dataset=dataset,
                               parent=parent, model_version=model, preset=payload.preset)
+    job.refresh_from_db()  # enqueueing may already have failed it (broker down)
     return Status(201, job_out(job))
 
 
@@ -322,6 +323,7 @@ def rerun_job(request: HttpRequest, job_id: int, payload: RerunIn | None = None)
     job = selectors.job_get_for_user(request.auth, job_id, write=True)
     payload = payload or RerunIn()
     new = services.job_rerun(user=request.auth, job=job, params=payload.params, preset=payload.preset)
+    new.refresh_from_db()
     return Status(201, job_out(new))
 
 

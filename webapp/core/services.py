@@ -162,8 +162,8 @@ def dataset_create(*, user: Any, group: ResearchGroup, uploaded_file: Any, name:
     return dataset
 
 
-def _enqueue(job_id: int) -> None:
-    """Send the Celery message of a job (called after commit); a dead broker fails the job."""
+def enqueue_or_fail(job_id: int) -> None:
+    """Send the Celery message of a queued job (call after commit); a dead broker fails the job."""
     from kombu.exceptions import OperationalError
 
     from workers.tasks import enqueue_job
@@ -235,7 +235,7 @@ def job_submit(
         celery_task_id=uuid.uuid4().hex,
         log=f"{timezone.now():%Y-%m-%d %H:%M:%S} submitted by {user}\n",
     )
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    transaction.on_commit(lambda: enqueue_or_fail(job.pk))
     return job
 
 
@@ -363,6 +363,7 @@ def api_token_create(*, user: Any, name: str = "", read_only: bool = False) -> t
 __all__ = [
     "api_token_create",
     "dataset_create",
+    "enqueue_or_fail",
     "hash_token",
     "job_cancel",
     "job_rerun",

@@ -23,7 +23,7 @@ from skimage import measure
 from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.fourier import farfield
 from webapp.viewer.encoding import MAX_SLICE_SIDE, bin_volume, encode_volume, typed_array
-from webapp.viewer.schedule import schedule_segments
+from webapp.viewer.schedule import parse_schedule, schedule_segments
 
 # Cyclic colour scale for phase: plotly's "Twilight" rotated by half a turn (matplotlib's
 # "twilight_shifted"), so that phase 0 is light and ±π dark; first colour == last colour.
@@ -328,43 +328,75 @@ def diffraction_slices_figure(
 
 
 # --------------------------------------------------------------------------- curves
-def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[str, Any]:
-    """Return χ² (and other) error curves vs iteration (log y) with algorithm segments shaded.
+ERROR_CURVE_PREFIXES = ("chi2", "llk", "error", "err_", "loss", "train_loss", "val_loss")
+CURVE_LABELS = {"chi2": "χ²", "chi2_free": "χ² free", "llk": "log-likelihood", "llk_free": "log-likelihood free",
+                "support_fraction": "support fraction"}  # fmt: skip
 
-    curves : {name: (n,) floats} e.g. "chi2", "chi2_free", "llk"; algorithm : schedule string.
-    Segments are drawn only when the schedule length matches the curve length.
+
+def _segments_from_index(index: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Segments where a per-iteration segment number changes; named from ``names`` when they match."""
+    index = np.asarray(index, dtype=np.float64)
+    cuts = [0, *(np.flatnonzero(np.diff(index) != 0) + 1).tolist(), index.size]
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    return [{"name": names[i] if len(names) == len(spans) else "", "start": int(a), "end": int(b)}
+            for i, (a, b) in enumerate(spans)]  # fmt: skip
+
+
+def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[str, Any]:
+    """Return error curves vs iteration (log y) with the algorithm's segments shaded and named.
+
+    curves : {name: (n,) floats}. Names starting with chi2 / llk / error / loss are drawn on the
+    log axis (NaN gaps, e.g. a χ² free evaluated every few iterations, are bridged);
+    "support_fraction" goes on a linear right axis; a per-iteration "segment" number, when
+    present, places the segment boundaries, else the schedule string ``algorithm`` does (only
+    when its length matches the curves).
     """
-    labels = {"chi2": "χ²", "chi2_free": "χ² free", "llk": "log-likelihood", "llk_free": "log-likelihood free"}
     traces = []
     length = 0
     for name, values in curves.items():
         y = np.asarray(values, dtype=np.float64).ravel()
-        if y.size == 0:
+        label = CURVE_LABELS.get(name, name.replace("_", " "))
+        if y.size == 0 or not (name.startswith(ERROR_CURVE_PREFIXES) or name == "support_fraction"):
             continue
         length = max(length, y.size)
-        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
-        traces.append({"type": "scatter", "mode": "lines", "name": labels.get(name, name),
-                       "x": typed_array(np.arange(y.size, dtype=np.float32)), "y": typed_array(y.astype(np.float32)),
-                       "hovertemplate": "iteration %{x}<br>%{y:.4g}<extra>" + labels.get(name, name) + "</extra>"})  # fmt: skip
-    shapes, annotations = [], []
+        finite = np.isfinite(y)
+        sparse = finite.sum() < 0.5 * y.size
+        trace = {"type": "scatter", "mode": "lines+markers" if sparse else "lines", "name": label,
+                 "connectgaps": True, "marker": {"size": 3},
+                 "x": typed_array(np.arange(y.size, dtype=np.float32)),
+                 "hovertemplate": "iteration %{x}<br>%{y:.4g}<extra>" + label + "</extra>"}  # fmt: skip
+        if name == "support_fraction":
+            trace.update(yaxis="y2", line={"dash": "dot", "width": 1}, y=typed_array(y.astype(np.float32)))
+        else:
+            trace["y"] = typed_array(np.where(finite & (y > 0), y, np.nan).astype(np.float32))
+        traces.append(trace)
     try:
-        segments = schedule_segments(algorithm) if algorithm else []
+        names = [n for n, _ in parse_schedule(algorithm)] if algorithm else []
+        merged = schedule_segments(algorithm) if algorithm else []
     except ConfigError:
-        segments = []
-    if segments and segments[-1]["end"] == length:
-        for seg in segments:
-            shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": seg["start"] - 0.5,
-                           "x1": seg["end"] - 0.5, "y0": 0, "y1": 1, "line": {"width": 0}, "layer": "below",
-                           "fillcolor": SEGMENT_COLOURS.get(seg["name"], "rgba(128,128,128,0.08)")})  # fmt: skip
+        names, merged = [], []
+    if "segment" in curves and np.size(curves["segment"]) == length and length:
+        segments = _segments_from_index(np.ravel(curves["segment"]), [m["name"] for m in merged] or names)
+    else:
+        segments = merged if merged and merged[-1]["end"] == length else []
+    shapes, annotations = [], []
+    for seg in segments:
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": seg["start"] - 0.5,
+                       "x1": seg["end"] - 0.5, "y0": 0, "y1": 1, "line": {"width": 0}, "layer": "below",
+                       "fillcolor": SEGMENT_COLOURS.get(seg["name"], "rgba(128,128,128,0.06)")})  # fmt: skip
+        if seg["name"]:
             annotations.append({"text": seg["name"], "xref": "x", "yref": "paper", "x": (seg["start"] + seg["end"]) / 2,
                                 "y": 1.0, "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})  # fmt: skip
     layout = {
         "title": {"text": f"error vs iteration{f' — {algorithm}' if algorithm else ''}", "font": {"size": 13}},
         "xaxis": {"title": {"text": "iteration"}},
         "yaxis": {"title": {"text": "error (χ², dimensionless)"}, "type": "log", "exponentformat": "power"},
-        "shapes": shapes, "annotations": annotations, "height": 320,
-        "margin": {"l": 60, "r": 10, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.25},
+        "shapes": shapes, "annotations": annotations, "height": 340,
+        "margin": {"l": 60, "r": 60, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.25},
     }  # fmt: skip
+    if any(t.get("yaxis") == "y2" for t in traces):
+        layout["yaxis2"] = {"title": {"text": "support fraction"}, "overlaying": "y", "side": "right",
+                            "showgrid": False, "rangemode": "tozero"}  # fmt: skip
     return {"data": traces, "layout": layout, "meta": {"segments": segments}}
 
 
@@ -405,6 +437,9 @@ def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles 
         annotations.append({"text": text, "xref": "x", "yref": "paper", "x": res, "y": 0.95,
                             "xanchor": "left" if res < 0.5 * float(np.nanmax(freq)) else "right",
                             "showarrow": False})  # fmt: skip
+    if res is None:
+        annotations.append({"text": "above 1/e up to the highest frequency", "xref": "paper", "yref": "paper",
+                            "x": 0.98, "y": 0.05, "xanchor": "right", "showarrow": False})  # fmt: skip
     layout = {"title": {"text": "phase retrieval transfer function", "font": {"size": 13}},
               "xaxis": {"title": {"text": f"spatial frequency ({freq_unit})"}},
               "yaxis": {"title": {"text": "PRTF"}, "range": [0, 1.05]}, "shapes": shapes,

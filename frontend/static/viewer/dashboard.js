@@ -7,7 +7,27 @@
   const table = document.getElementById("jobs-table");
   if (!form || !table) return;
   const tbody = table.querySelector("tbody");
+  const compareLink = document.getElementById("compare-selected");
+  const picked = new Set();
   let timer = null;
+
+  function updateCompare() {
+    const ids = [...picked].slice(0, 3);
+    compareLink.textContent = `Compare selected (${picked.size})`;
+    compareLink.href = `${compareLink.dataset.base}?jobs=${ids.join(",")}`;
+    const ok = picked.size >= 2 && picked.size <= 3;
+    compareLink.setAttribute("aria-disabled", ok ? "false" : "true");
+    compareLink.classList.toggle("primary", ok);
+  }
+
+  tbody.addEventListener("change", (ev) => {
+    if (!ev.target.classList.contains("pick")) return;
+    if (ev.target.checked) picked.add(ev.target.value); else picked.delete(ev.target.value);
+    updateCompare();
+  });
+  compareLink.addEventListener("click", (ev) => {
+    if (compareLink.getAttribute("aria-disabled") === "true") { ev.preventDefault(); compareLink.textContent = "select 2 or 3 jobs"; }
+  });
 
   function cell(text, cls) {
     const td = document.createElement("td");
@@ -27,7 +47,15 @@
     const tr = document.createElement("tr");
     tr.dataset.job = r.id;
     tr.className = `status-${r.status}`;
-    tr.appendChild(cell(link(r.url, `#${r.id}`)));
+    const first = document.createElement("span");
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.className = "pick";
+    pick.value = r.id;
+    pick.checked = picked.has(String(r.id));
+    pick.setAttribute("aria-label", `select job ${r.id}`);
+    first.append(pick, " ", link(r.url, `#${r.id}`));
+    tr.appendChild(cell(first));
     tr.appendChild(cell(r.dataset_url ? link(r.dataset_url, r.dataset) : "—"));
     tr.appendChild(cell(r.kind));
     const badge = document.createElement("span");

@@ -12,9 +12,10 @@
 
   function liveFigure(curves) {
     const labels = { chi2: "χ²", chi2_free: "χ² free", llk: "log-likelihood", loss: "loss", val_loss: "validation loss" };
+    const isError = (name) => /^(chi2|llk|err|loss|train_loss|val_loss)/.test(name);  // same rule as figures.py
     const data = Object.entries(curves || {})
-      .filter(([, ys]) => Array.isArray(ys) && ys.length)
-      .map(([name, ys]) => ({ type: "scatter", mode: "lines", name: labels[name] || name, x: ys.map((_, i) => i), y: ys }));
+      .filter(([name, ys]) => isError(name) && Array.isArray(ys) && ys.length)
+      .map(([name, ys]) => ({ type: "scatter", mode: "lines", connectgaps: true, name: labels[name] || name, x: ys.map((_, i) => i), y: ys }));
     const positive = data.every((t) => t.y.every((v) => v === null || v > 0));
     const layout = {
       height: 300, margin: { l: 60, r: 10, t: 10, b: 40 }, legend: { orientation: "h", y: -0.25 },

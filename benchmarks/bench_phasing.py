@@ -1,0 +1,204 @@
+"""Benchmark the phasing engine against cohere-core on the same simulated Bragg CDI patterns.
+
+A faceted crystal (oversampling 3 per axis) with a strain-like phase (up to +-pi), Poisson
+noise; both engines run cohere's recipe ``3*(20*ER+180*HIO)+20*ER`` with shrink-wrap (ours: our
+defaults, Gaussian sigma 3 -> 1 every 20 iterations, threshold 0.2; cohere: threshold 0.1,
+sigma 1, every iteration, as in its recipe). Printed per size: per-iteration time of each, the
+ratio, the ratio to one FFT pair (torch, same device and threads), and chi2 (our
+``fourier_errors``, free pixels excluded) and relative error vs the truth after alignment.
+
+cohere-core is installed for this benchmark only (``pip install --no-deps cohere-core==4.5.4
+tqdm``; matplotlib, used only by its viewers, is stubbed) and never imported by the library.
+
+Usage: ``.venv/bin/python benchmarks/bench_phasing.py [--sizes 64 128] [--threads 2]
+[--skip-cohere] [--device cpu]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconstruction.fourier import intensity_of  # noqa: E402
+from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask  # noqa: E402
+from reconstruction.phasing import phase_retrieve  # noqa: E402
+
+RECIPE = "3*(20*ER+180*HIO)+20*ER"
+
+
+def faceted_crystal(n: int, *, seed: int = 0) -> np.ndarray:
+    """A convex crystal n/3 across (oversampling 3), 20 random facets, strain-like phase."""
+    g = (np.indices((n,) * 3) - n // 2).astype(float)
+    rng = np.random.default_rng(seed)
+    normals = rng.normal(size=(20, 3))
+    normals /= np.linalg.norm(normals, axis=1)[:, None]
+    inside = np.ones((n,) * 3, bool)
+    for v in normals:
+        inside &= np.tensordot(v, g, axes=1) <= n / 6
+    # displacement field of a bent crystal projected on q: smooth, +-pi across the crystal
+    s = n / 3
+    phase = np.pi * np.sin(2.2 * g[0] / s + 0.3) * np.cos(1.7 * g[1] / s - 0.4) + 0.8 * (g[2] / s) ** 2
+    return (inside * np.exp(1j * phase * inside)).astype(np.complex64)
+
+
+def fft_pair_ms(n: int, device: torch.device) -> float:
+    """Median time (ms) of one complex64 fftn + ifftn pair with preallocated outputs."""
+    x = torch.randn((n, n, n), dtype=torch.complex64, device=device)
+    y, z = torch.empty_like(x), torch.empty_like(x)
+    times = []
+    for i in range(25):
+        t0 = time.perf_counter()
+        torch.fft.fftn(x, out=y)
+        torch.fft.ifftn(y, out=z)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def run_cohere(amplitude: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """cohere-core (numpy backend) on ``amplitude`` (centred): (object, seconds, iterations)."""
+    for name in ("matplotlib", "matplotlib.pyplot", "matplotlib.widgets"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["matplotlib"].pyplot = sys.modules["matplotlib.pyplot"]
+    sys.modules["matplotlib.widgets"].Slider = object
+    import contextlib
+    import io
+
+    import cohere_core.controller.phasing as coh
+
+    params = {
+        "algorithm_sequence": RECIPE,
+        "shrink_wrap_trigger": [1, 1],
+        "shrink_wrap_type": "GAUSS",
+        "shrink_wrap_threshold": 0.1,
+        "shrink_wrap_gauss_sigma": 1.0,
+        "initial_support_area": [0.5, 0.5, 0.5],
+        "hio_beta": 0.9,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.npy")
+        np.save(path, amplitude.astype(np.float32))
+        with contextlib.redirect_stdout(io.StringIO()):
+            np.random.seed(0)
+            worker = coh.create_rec(params, path, "np", -1, debug=True)
+            t0 = time.perf_counter()
+            worker.iterate()
+            seconds = time.perf_counter() - t0
+    # cohere goes to reciprocal space with ifft: its object is the conjugate of ours
+    obj = np.conj(np.asarray(worker.ds_image) * np.asarray(worker.support))
+    return obj, seconds, worker.iter_no
+
+
+def support_shape(support: np.ndarray) -> str:
+    """Size, connected components and bounding box of a support (compactness check)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(support)
+    sizes = np.bincount(labels.ravel())[1:] if count else np.array([0])
+    box = [int(np.ptp(ax)) + 1 for ax in np.nonzero(support)] if support.any() else [0]
+    return (f"{int(support.sum())} voxels, {count} component(s) (largest {int(sizes.max())}), "
+            f"bounding box {' x '.join(map(str, box))}")
+
+
+def bench_real(args) -> int:
+    """Phase a prepared real file with our engine (cohere's recipe and ours) and cohere-core."""
+    from reconstruction.io.workflow import load_prepared
+
+    data = load_prepared(args.real)
+    intensity, mask = data.intensity, data.mask
+    free = free_pixel_mask(mask, fraction=0.05, seed=0)
+    print(f"# real data {args.real}: shape {intensity.shape}, {intensity.sum():.3g} counts, "
+          f"{mask.mean():.2%} masked")
+    print("| engine | algorithm | runs | seconds | ms/iteration | chi2 | chi2_free | support |")
+    print("|---|---|---|---|---|---|---|---|")
+    for algorithm, cycles, shrinkwrap in (
+        ("ER**20,HIO**160,ER**20", 3, None),
+        (RECIPE, 1, {"sigma": 1.0, "sigma_min": 1.0, "threshold": 0.1, "period": 1}),
+    ):
+        t0 = time.perf_counter()
+        res = phase_retrieve(intensity, mask=mask, algorithm=algorithm, n_cycles=cycles,
+                             runs=args.runs, device=args.device, threads=args.threads,
+                             shrinkwrap=shrinkwrap)
+        seconds = time.perf_counter() - t0
+        sw = "default shrink-wrap" if shrinkwrap is None else "shrink-wrap thr 0.1 sigma 1 every it."
+        print(f"| ours (torch) | {res.algorithm} ({sw}) | {args.runs} | {seconds:.1f} | "
+              f"{1e3 * res.metrics['seconds_per_iteration']:.2f} | {res.metrics['chi2']:.4g} | "
+              f"{res.metrics['chi2_free']:.4g} | {support_shape(res.support)} |", flush=True)
+    if not args.skip_cohere:
+        amplitude = np.sqrt(np.where(mask, 0.0, intensity))
+        obj, seconds, iters = run_cohere(amplitude)
+        e = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+        print(f"| cohere-core | {RECIPE} (thr 0.1, sigma 1) | 1 | {seconds:.1f} | "
+              f"{1e3 * seconds / iters:.2f} | {e['chi2']:.4g} | {e['chi2_free']:.4g} | "
+              f"{support_shape(np.abs(obj) > 0)} |")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--photons", type=float, default=1e9)
+    parser.add_argument("--skip-cohere", action="store_true")
+    parser.add_argument("--real", default=None,
+                        help="a prepared CXI (python -m reconstruction prepare): phase it with "
+                        "both engines instead of the simulations")
+    parser.add_argument("--runs", type=int, default=1, help="random starts of our engine (--real)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"# bench_phasing  torch {torch.__version__}  numpy {np.__version__}  threads {args.threads}"
+          f"  device {device}  load {os.getloadavg()[0]:.2f}")
+    if not args.skip_cohere:
+        from importlib.metadata import version
+
+        print(f"# cohere-core {version('cohere-core')} (numpy backend)")
+    if args.real:
+        return bench_real(args)
+    print("| size | engine | ms/iteration | x FFT pair | ratio cohere/ours | iterations | chi2 | rel. error | support |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        truth = faceted_crystal(n)
+        clean = intensity_of(truth).astype(np.float64)
+        clean *= args.photons * (n / 64) ** 3 / clean.sum()
+        intensity = np.random.default_rng(1).poisson(clean).astype(np.float32)
+        free = free_pixel_mask(np.zeros(intensity.shape, bool), fraction=0.05, seed=0)
+        pair = fft_pair_ms(n, device)
+        result = phase_retrieve(intensity, algorithm=RECIPE, n_cycles=1, device=args.device,
+                                threads=args.threads, seed=0)
+        ours_ms = 1e3 * result.metrics["seconds_per_iteration"]
+        q = compare_to_truth(result.obj, truth)
+        e = fourier_errors(result.obj, intensity, free_mask=free)
+        truth_chi2 = fourier_errors(truth, intensity, free_mask=free)["chi2"]
+        rows = [("ours (torch)", ours_ms, result.metrics["iterations"], e["chi2"], q["rel_error"],
+                 int(result.support.sum()))]
+        if not args.skip_cohere:
+            obj, seconds, iters = run_cohere(np.sqrt(intensity))
+            cq = compare_to_truth(obj, truth)
+            ce = fourier_errors(obj, intensity, free_mask=free)
+            rows.append(("cohere-core", 1e3 * seconds / iters, iters, ce["chi2"], cq["rel_error"],
+                         int((np.abs(obj) > 0).sum())))
+        for name, ms, iters, chi2, rel, sup in rows:
+            ratio = f"{rows[-1][1] / ours_ms:.1f}" if len(rows) > 1 and name != rows[0][0] else ""
+            print(f"| {n}^3 | {name} | {ms:.2f} | {ms / pair:.2f} | {ratio} | {iters} | {chi2:.3g} | "
+                  f"{rel:.3f} | {sup} |")
+        print(f"| {n}^3 | truth | | FFT pair {pair:.2f} ms | | | {truth_chi2:.3g} | 0 | "
+              f"{int((np.abs(truth) > 0).sum())} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
