@@ -24,7 +24,8 @@ COPY . .
 RUN mkdir -p /data/media /data/var \
     && DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v 0 \
     && useradd --create-home --uid 1000 cdi \
-    && chown -R cdi /data
+    && chown -R cdi /data \
+    && chmod -R a+rX /app
 USER cdi
 
 EXPOSE 8000

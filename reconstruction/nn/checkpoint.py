@@ -98,6 +98,9 @@ def save_checkpoint(
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a model is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -45,3 +45,25 @@ class EllipsoidPatterns(torch.utils.data.Dataset):
             "amplitude": torch.from_numpy(np.abs(obj).astype(np.float32))[None],
             "phase": torch.from_numpy(np.angle(obj).astype(np.float32))[None],
         }
+
+
+def object_ssim(aligned: np.ndarray, truth: np.ndarray, *, margin: int = 3) -> float:
+    """Amplitude SSIM inside the truth's bounding box (|truth| > 10 % max, plus ``margin`` px).
+
+    ``aligned`` is the reconstruction already aligned onto ``truth`` (e.g. the "aligned" entry of
+    ``reconstruction.metrics.compare_to_truth``). Unlike the SSIM over the whole box, where the
+    empty background dominates (an all-zero object scores ~0.93 against a 64^3 crystal of
+    oversampling 3), this one only rewards the object: an empty guess scores ~0.1-0.3.
+    """
+    from skimage.metrics import structural_similarity
+
+    t = np.abs(truth)
+    a = np.abs(aligned)
+    idx = np.argwhere(t > 0.1 * t.max())
+    lo = np.maximum(idx.min(0) - margin, 0)
+    hi = np.minimum(idx.max(0) + margin + 1, t.shape)
+    box = tuple(slice(int(low), int(high)) for low, high in zip(lo, hi))
+    tn = t[box] / t.max()
+    an = a[box] / max(float(a.max()), 1e-12)
+    win = min(7, *(n if n % 2 else n - 1 for n in tn.shape))
+    return float(structural_similarity(tn, an, data_range=1.0, win_size=win))

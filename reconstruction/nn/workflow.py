@@ -181,6 +181,8 @@ def train_model(
         },
         "stopped_because": result.stopped_because,
         "n_parameters": model.n_parameters(),
+        "dims": rec.dims,
+        "config": rec.model_config().to_dict(),
         "recipe": description,
         "rank": info.rank,
         "world_size": info.world_size,
@@ -334,6 +336,8 @@ def finetune_model(
         "model_sha256": payload["weights_sha256"],
         "parent": parent_info,
         "patterns_sha256": shas,
+        "dims": cfg.dims,
+        "config": cfg.to_dict(),
     }
 
 

@@ -3,8 +3,8 @@ leaves masked and free pixels unconstrained, and periodic shrink-wrap.
 
 Everything here is PyTorch on one device, in the FFT-native (unshifted) layout: callers shift
 at the boundaries. Pointwise steps use preallocated buffers; magnitudes come from the real view
-(``torch.abs`` on complex is slow on the CPU build) and HIO/RAAR are written as a linear
-combination a * psi + b * P with per-voxel real coefficients (no ``torch.where``).
+(``torch.abs`` on complex is slow on the CPU build); HIO/RAAR apply their outside-support rule
+to the whole box in one pass and overwrite the support voxels by index (no ``torch.where``).
 """
 
 from __future__ import annotations
@@ -80,12 +80,10 @@ class Engine:
         self.sq = torch.empty_like(self.Fr)
         self.m2 = torch.empty(self.psi.shape, dtype=torch.float32, device=self.psi.device)
         self.mag = torch.empty_like(self.m2)
-        self.a = torch.empty_like(self.psi)  # complex: complex*complex beats complex*real here
-        self.b = torch.empty_like(self.psi)
+        self._index_for = None  # the support tensor the flat index below was built from
         self.shrinkwrap = shrinkwrap
         self.positivity = positivity
         self.free_period = max(1, int(free_period))
-        self._coef_for = None
 
     # -- one iteration ---------------------------------------------------------------------
     def project_modulus(self) -> torch.Tensor:
@@ -113,6 +111,13 @@ class Engine:
         torch.fft.ifftn(self.F, dim=self.dims, out=self.P)
         return chi2, chi2_free
 
+    def _projected_amplitude(self) -> torch.Tensor:
+        """|P| (B, *shape) of the last modulus projection, in the magnitude buffer."""
+        Pr = torch.view_as_real(self.P)
+        torch.mul(Pr, Pr, out=self.sq)
+        torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)
+        return torch.sqrt(self.m2, out=self.mag)
+
     def _remember(self, chi2: torch.Tensor) -> None:
         """Copy the runs whose chi2 is the lowest so far into the best buffer."""
         if getattr(self, "_best", None) is None:
@@ -125,36 +130,34 @@ class Engine:
             self._best[idx] = self.psi[idx]
             self._best_chi2[idx] = chi2[idx]
 
-    def _coefficients(self, name: str, beta: float | None) -> None:
-        """a, b such that psi_new = a * psi + b * P for the current support."""
-        s = self.support
-        if name == "HIO":  # inside: P; outside: psi - beta P
-            self.a.copy_(1.0 - s)
-            self.b.copy_(s * (1.0 + beta) - beta)
-        elif name == "RAAR":  # inside: P; outside: beta psi + (1 - 2 beta) P
-            self.a.copy_((1.0 - s) * beta)
-            self.b.copy_(s * (2 * beta) + (1.0 - 2 * beta))
-        self._coef_for = (name, beta)
-
-    def _positive_support(self) -> torch.Tensor:
-        """Support restricted to voxels where the projected object has a positive real part."""
-        self.P.imag.zero_()
-        return self.support * (self.P.real > 0).to(self.support.dtype)
+    def _support_index(self, support: torch.Tensor) -> torch.Tensor:
+        """Flat indices of the support voxels in psi.view(-1) (rebuilt when the support changes)."""
+        if self._index_for is not support:
+            self._index = torch.nonzero(support.reshape(-1) > 0.5).squeeze(1)
+            self._index_for = support
+        return self._index
 
     def _update(self, name: str, beta: float | None) -> None:
+        """psi <- ER / HIO / RAAR from psi and P = P_M psi.
+
+        The outside-support rule is applied to the whole box in one pass, then the support
+        voxels (a few % of the box) are overwritten with P by index: no per-voxel coefficient
+        arrays, no ``torch.where``.
+        """
         if self.positivity:
-            saved = self.support
-            self.support = self._positive_support()
-            self._coef_for = None
-        if name == "ER":
-            torch.mul(self.P, self.support, out=self.psi)
+            self.P.imag.zero_()
+            support = self.support * (self.P.real > 0).to(self.support.dtype)
+            index = torch.nonzero(support.reshape(-1) > 0.5).squeeze(1)
         else:
-            if self._coef_for != (name, beta):
-                self._coefficients(name, beta)
-            self.psi.mul_(self.a).addcmul_(self.P, self.b)
-        if self.positivity:
-            self.support = saved
-            self._coef_for = None
+            index = self._support_index(self.support)
+        if name == "ER":  # outside: 0
+            self.psi.zero_()
+        elif name == "HIO":  # outside: psi - beta P
+            self.psi.sub_(self.P, alpha=beta)
+        elif name == "RAAR":  # outside: beta psi + (1 - 2 beta) P
+            self.psi.mul_(beta).add_(self.P, alpha=1.0 - 2.0 * beta)
+        flat = self.psi.view(-1)
+        flat.index_copy_(0, index, self.P.view(-1).index_select(0, index))
 
     # -- the loop ----------------------------------------------------------------------------
     def run(
@@ -172,32 +175,26 @@ class Engine:
         ``psi`` at the end, so a refinement never returns a worse object than it was given.
         """
         total = schedule.total
-        dev = self.psi.device
-        chi2 = torch.full((total, self.batch), float("nan"), device=dev)
-        chi2_free = torch.full((total, self.batch), float("nan"), device=dev)
-        frac = torch.empty((total, self.batch), device=dev)
-        fraction_now = self.support.reshape(self.batch, -1).mean(dim=1)
+        chi2: list[torch.Tensor] = []  # one (B,) tensor per iteration, stacked at the end
+        chi2_free: list[tuple[int, torch.Tensor]] = []
+        fractions = [(0, self.support.reshape(self.batch, -1).mean(dim=1))]
         sw = self.shrinkwrap
         last_report = time.monotonic()
         it = 0
         for seg in schedule.segments():
-            self._coef_for = None
             for _ in range(seg.start, seg.end):
                 check(cancel)
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
-                chi2[it] = c
+                chi2.append(c)
                 if keep_best:
                     self._remember(c)
                 if cf is not None:
-                    chi2_free[it] = cf
+                    chi2_free.append((it, cf))
                 self._update(seg.name, seg.beta)
                 if sw is not None and (it + 1) % sw.settings.period == 0 and it + 1 < total:
-                    amp = torch.view_as_real(self.P).square().sum(-1).sqrt_()
-                    self.support = sw.update(amp, self.support)
-                    fraction_now = self.support.reshape(self.batch, -1).mean(dim=1)
-                    self._coef_for = None
-                frac[it] = fraction_now
+                    self.support = sw.update(self._projected_amplitude(), self.support)
+                    fractions.append((it + 1, self.support.reshape(self.batch, -1).mean(dim=1)))
                 it += 1
                 now = time.monotonic()
                 if progress is not None and (now - last_report >= report_every_s or it == total):
@@ -215,8 +212,13 @@ class Engine:
             c, _ = self._modulus(free=False)
             self._remember(c)
             self.psi.copy_(self._best)
+        history_chi2 = torch.stack(chi2).cpu().numpy() if chi2 else np.zeros((0, self.batch))
+        history_free = np.full((total, self.batch), np.nan, dtype=np.float32)
+        for i, value in chi2_free:
+            history_free[i] = value.cpu().numpy()
+        history_fraction = np.empty((total, self.batch), dtype=np.float32)
+        for i, value in fractions:
+            history_fraction[i:] = value.cpu().numpy()
         return EngineHistory(
-            chi2=chi2.cpu().numpy(),
-            chi2_free=chi2_free.cpu().numpy(),
-            support_fraction=frac.cpu().numpy(),
+            chi2=history_chi2, chi2_free=history_free, support_fraction=history_fraction
         )

@@ -85,9 +85,13 @@ def _initial_support(
             return autocorrelation_support(intensity, mask), "auto"
         if support == "box":
             return box_support(shape), "box"
+        if support.isdigit():
+            return box_support(shape, int(support)), f"box:{support}"
         path = Path(support)
         if not path.exists():
-            raise ConfigError(f"support {support!r} is neither 'auto', 'box' nor an existing file")
+            raise ConfigError(
+                f"support {support!r} is neither 'auto', 'box', a box size nor an existing file"
+            )
         return _support_from_file(path, shape), f"file:{path.name}"
     if isinstance(support, (int, np.integer, tuple, list)) and not isinstance(support, np.ndarray):
         return box_support(shape, support), f"box:{support}"

@@ -95,6 +95,13 @@ def test_phase_slices_are_blank_outside_the_support():
     assert fig["layout"]["coloraxis2"]["colorbar"]["title"]["text"] == "phase (rad)"
 
 
+def test_slice_axes_are_pinned_to_the_image_extent_in_full_box_voxels():
+    amplitude, coords = ball(16, 4.0)
+    fig = figures.object_slices_figure(amplitude, coords[2], amplitude > 0.5, index=(8, 8, 8), origin=(10, 20, 30))
+    assert fig["layout"]["xaxis"]["range"] == [29.5, 45.5]  # x from origin 30, 16 voxels
+    assert fig["layout"]["yaxis6"]["range"] == [9.5, 25.5]  # phase along x: vertical axis is z from 10
+
+
 def test_slices_follow_the_documented_axis_convention():
     volume = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     assert figures.take_slice(volume, 0, 1).shape == (3, 4)

@@ -225,6 +225,16 @@ def _heatmap(image: np.ndarray, n: int, *, origin: tuple[int, int], **style: Any
             "y0": origin[1], "dy": 1, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", **style}  # fmt: skip
 
 
+def _pin_ranges(layout: dict[str, Any], traces: list[dict[str, Any]]) -> None:
+    """Fix each subplot's axis ranges to its image's extent, so that an all-NaN (blank) slice keeps
+    its axes when the page re-slices."""
+    for trace in traces:
+        height, width = (int(n) for n in trace["z"]["shape"].split(","))
+        xname, yname = trace["xaxis"].replace("x", "xaxis", 1), trace["yaxis"].replace("y", "yaxis", 1)
+        layout[xname]["range"] = [trace["x0"] - 0.5, trace["x0"] + width - 0.5]
+        layout[yname]["range"] = [trace["y0"] - 0.5, trace["y0"] + height - 0.5]
+
+
 def _slice_origins(origin: tuple[int, int, int]) -> list[tuple[int, int]]:
     """(x0, y0) of the three slice images for a volume whose [0, 0, 0] sits at ``origin`` (z, y, x)."""
     z0, y0, x0 = origin
@@ -262,6 +272,7 @@ def object_slices_figure(
         traces += [_heatmap(take_slice(phase, a, index[a]), a + 4, origin=origins[a], **phase_style) for a in range(3)]
         layout = _grid_layout(titles, axes=SLICE_AXES_3D, height=560)
         bars = ({"x": 0.9, "y": 0.78, "len": 0.42}, {"x": 0.9, "y": 0.22, "len": 0.42})
+    _pin_ranges(layout, traces)
     layout["coloraxis"] = {"colorscale": AMPLITUDE_COLORSCALE, "reversescale": True, "cmin": 0, "cmax": 1,
                            "colorbar": {"title": {"text": "amplitude (rel.)"}, **bars[0]}}  # fmt: skip
     layout["coloraxis2"] = {"colorscale": PHASE_COLORSCALE, "cmin": -math.pi, "cmax": math.pi,
@@ -322,6 +333,7 @@ def diffraction_slices_figure(
                                        coloraxis="coloraxis",
                                        hovertemplate=f"{name} log10(I+1) %{{z:.2f}}<extra></extra>"))  # fmt: skip
         layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=60 + 300 * len(rows))
+    _pin_ranges(layout, traces)
     layout["coloraxis"] = {"colorscale": INTENSITY_COLORSCALE, "cmin": 0, "cmax": zmax,
                            "colorbar": {"title": {"text": "log10(1 + photons)"}, "x": 0.9}}  # fmt: skip
     return {"data": traces, "layout": layout}
@@ -394,9 +406,11 @@ def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[
         "shapes": shapes, "annotations": annotations, "height": 340,
         "margin": {"l": 60, "r": 60, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.25},
     }  # fmt: skip
-    if any(t.get("yaxis") == "y2" for t in traces):
+    if "support_fraction" in curves and any(t.get("yaxis") == "y2" for t in traces):
+        top = float(np.nanmax(np.asarray(curves["support_fraction"], dtype=np.float64))) if np.size(curves["support_fraction"]) else 1.0
         layout["yaxis2"] = {"title": {"text": "support fraction"}, "overlaying": "y", "side": "right",
-                            "showgrid": False, "rangemode": "tozero"}  # fmt: skip
+                            "showgrid": False, "range": [0, 1.15 * top if top > 0 else 1], "nticks": 5,
+                            "tickformat": ".1%"}  # fmt: skip
     return {"data": traces, "layout": layout, "meta": {"segments": segments}}
 
 

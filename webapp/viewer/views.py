@@ -311,20 +311,30 @@ def job_new(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Live progress, log, lineage, cancel / re-run, and the result viewer once succeeded."""
     job = selectors.job_get_for_user(request.user, pk)
-    children = list(selectors.job_children(job))
-    grandchildren = [g for c in children for g in selectors.job_children(c)]
-    compare_ids = [j.pk for j in children + grandchildren if j.kind in ("predict", "refine", "phase")]
+    children, grandchildren = _steps(job)
     context = {
         "job": job,
         "children": children,
         "grandchildren": grandchildren,
         "params": sorted(job.params.items()),
-        "compare_ids": ",".join(str(i) for i in compare_ids[:MAX_COMPARE]),
+        "compare_url": _compare_url(children + grandchildren),
         "has_result_kind": job.kind in ("predict", "refine", "phase", "pipeline"),
         "is_training": job.kind in ("train", "finetune"),
         "trained_models": list(job.trained_models.all()),
     }
     return render(request, "viewer/job.html", context)
+
+
+def _steps(job: Job) -> tuple[list[Job], list[Job]]:
+    """The job's children and grandchildren (a pipeline's predict step and its refine step)."""
+    children = list(selectors.job_children(job))
+    return children, [g for c in children for g in selectors.job_children(c)]
+
+
+def _compare_url(steps: list[Job]) -> str:
+    """The compare page of a job's result-producing steps, or "" when there are fewer than two."""
+    ids = [j.pk for j in steps if j.kind in ("predict", "refine", "phase")][:MAX_COMPARE]
+    return f"{reverse('viewer:compare')}?jobs={','.join(map(str, ids))}" if len(ids) >= 2 else ""
 
 
 def _log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -337,7 +347,7 @@ def _log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 def job_status(request: HttpRequest, pk: int) -> JsonResponse:
     """What the job page polls: status, progress, stage, ETA, latest values, curves, log tail."""
     job = selectors.job_get_for_user(request.user, pk)
-    children = list(selectors.job_children(job))
+    children, grandchildren = _steps(job)
     return JsonResponse({
         **job_row(job),
         "eta_s": _number(job.eta_s),
@@ -349,8 +359,9 @@ def job_status(request: HttpRequest, pk: int) -> JsonResponse:
         "cancel_requested": job.cancel_requested,
         "finished": job.is_finished,
         "has_result": job.status == "succeeded" and job.result_path.exists(),
-        "children": [{"id": c.pk, "kind": c.kind, "status": c.status, "progress": c.progress,
-                      "url": reverse("viewer:job", args=[c.pk])} for c in children],  # fmt: skip
+        "steps": [{"id": c.pk, "kind": c.kind, "status": c.status, "progress": c.progress, "parent": c.parent_id,
+                   "url": reverse("viewer:job", args=[c.pk])} for c in children + grandchildren],  # fmt: skip
+        "compare_url": _compare_url(children + grandchildren),
     })
 
 

@@ -27,6 +27,21 @@
     return { data, layout };
   }
 
+  /* Lineage: the pipeline's steps (child and grandchild jobs) with their live status. */
+  function renderSteps(steps) {
+    const box = $("steps");
+    box.replaceChildren();
+    steps.forEach((step) => {
+      const a = document.createElement("a");
+      a.href = step.url;
+      a.textContent = `#${step.id} ${step.kind}`;
+      const badge = document.createElement("span");
+      badge.className = `badge ${step.status}`;
+      badge.textContent = step.status;
+      box.append(" · step ", a, " ", badge);
+    });
+  }
+
   function renderStatus(s) {
     const badge = $("status-badge");
     badge.textContent = s.status;
@@ -53,6 +68,10 @@
     const fig = liveFigure(s.curves);
     Plotly.react("plot-live", fig.data, fig.layout, CDI.PLOT_CONFIG);
     document.querySelectorAll(".download").forEach((a) => { a.hidden = !s.has_result; });
+    renderSteps(s.steps || []);
+    const compare = $("compare-link");
+    compare.hidden = !s.compare_url;
+    if (s.compare_url) compare.href = s.compare_url;
     document.body.dataset.rendered = "1";
   }
 
