@@ -48,7 +48,6 @@ def ensure_venv() -> None:
     if STAMP.exists() and STAMP.read_text().strip() == digest:
         return
     log("installing pinned dependencies (first run takes a few minutes)")
-    subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
     subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)])
     STAMP.write_text(digest)
 

@@ -120,9 +120,12 @@ def prepared_input(job: Job) -> str:
     """
     ancestor = job.parent
     while ancestor is not None:
-        candidate = ancestor.result_dir / "prepared.cxi"
-        if candidate.is_file():
-            return str(candidate)
+        folders = [ancestor.result_dir]
+        if ancestor.kind == "pipeline":  # its predict step holds the prepared data
+            folders += [step.result_dir for step in Job.objects.filter(parent=ancestor, kind="predict")]
+        for folder in folders:
+            if (folder / "prepared.cxi").is_file():
+                return str(folder / "prepared.cxi")
         ancestor = ancestor.parent
     if job.dataset is None:
         from reconstruction.errors import InvalidDataError

@@ -202,3 +202,17 @@ def test_a_job_submitted_while_the_broker_is_down_fails_with_a_clear_message(cas
     assert response.json()["status"] == "failed"
     job = Job.objects.get(pk=response.json()["id"])
     assert job.status == "failed" and "job queue (Redis) is unreachable" in job.error_message
+
+
+def test_a_refinement_runs_on_the_grid_its_predict_ancestor_prepared(cast, records):
+    pipeline = _job(cast, records, kind="pipeline", status="succeeded")
+    predict = _job(cast, records, kind="predict", status="succeeded", parent=pipeline, celery_task_id="")
+    predict.result_dir.mkdir(parents=True, exist_ok=True)
+    (predict.result_dir / "prepared.cxi").write_bytes(b"prepared")
+    refine_step = _job(cast, records, kind="refine", parent=predict)
+    refine_of_pipeline = _job(cast, records, kind="refine", parent=pipeline)
+    refine_of_phase = _job(cast, records, kind="refine", parent=records.job)
+    expected = str(predict.result_dir / "prepared.cxi")
+    assert kinds.prepared_input(refine_step) == expected
+    assert kinds.prepared_input(refine_of_pipeline) == expected
+    assert kinds.prepared_input(refine_of_phase) == str(records.dataset.path)

@@ -164,7 +164,7 @@ const CDI = (() => {
       const tr = document.createElement("tr");
       tr.innerHTML = `<th></th><td class="num"></td>`;
       tr.firstChild.textContent = labels[k] || k;
-      tr.lastChild.textContent = typeof v === "number" ? formatNumber(v) : String(v);
+      tr.lastChild.textContent = typeof v === "number" ? formatNumber(v) : v === null ? "—" : String(v);
       table.appendChild(tr);
     });
   }
