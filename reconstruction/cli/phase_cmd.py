@@ -25,11 +25,15 @@ def register(subparsers) -> None:
     )
     parser.add_argument("file", help="raw or prepared diffraction file")
     parser.add_argument("--out", required=True, help="result CXI file to write")
-    parser.add_argument("--algorithm", default=DEFAULT_ALGORITHM, help=f"schedule (default {DEFAULT_ALGORITHM})")
-    parser.add_argument("--cycles", type=int, default=3, help="times the schedule is run (default 3)")
+    parser.add_argument(
+        "--algorithm", default=DEFAULT_ALGORITHM, help=f"schedule (default {DEFAULT_ALGORITHM})"
+    )
+    parser.add_argument("--cycles", type=int, default=3, help="schedule repeats (default 3)")
     parser.add_argument("--runs", type=int, default=1, help="random starts (default 1)")
     parser.add_argument("--keep", type=int, default=1, help="best runs averaged (default 1)")
-    parser.add_argument("--support", default="auto", help="auto, box or a support file (.npy / result)")
+    parser.add_argument(
+        "--support", default="auto", help="auto, box, a box size or a file (.npy / result)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-shrinkwrap", action="store_true", help="keep the support fixed")
     add_device_option(parser)
@@ -57,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"chi2         {m['chi2']:.4g}   chi2_free {m['chi2_free'] or float('nan'):.4g}   "
           f"llk {m['llk']:.4g}")
     print(f"support      {m['support_size']} voxels ({100 * m['support_fraction']:.2f} %)")
-    print(f"time         {summary['seconds']:.2f} s  ({1e3 * m['seconds_per_iteration']:.2f} ms/iteration)")
+    per_it = 1e3 * m["seconds_per_iteration"]
+    print(f"time         {summary['seconds']:.2f} s  ({per_it:.2f} ms/iteration)")
     if len(summary["runs"]) > 1:
         print("run  seed  chi2        chi2_free   llk_free    kept")
         for r in summary["runs"]:
-            print(f"{r['run']:>3}  {r['seed']:>4}  {r['chi2']:<10.4g}  {r['chi2_free'] or float('nan'):<10.4g}  "
-                  f"{r['llk_free'] or float('nan'):<10.4g}  {'*' if r['kept'] else ''}")
+            free = r["chi2_free"] or float("nan")
+            llk_free = r["llk_free"] or float("nan")
+            kept = "*" if r["kept"] else ""
+            print(f"{r['run']:>3}  {r['seed']:>4}  {r['chi2']:<10.4g}  {free:<10.4g}  "
+                  f"{llk_free:<10.4g}  {kept}")
     return 0

@@ -15,7 +15,13 @@ from reconstruction.metrics.postprocess import (
     unwrap_phase,
     zero_phase_offset,
 )
-from reconstruction.metrics.prtf import prtf, radial_frequency, shell_average, spectral_weight
+from reconstruction.metrics.prtf import (
+    object_pixel_size_m,
+    prtf,
+    radial_frequency,
+    shell_average,
+    spectral_weight,
+)
 from reconstruction.metrics.truth import compare_to_truth
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "fourier_errors",
     "fourier_shift",
     "free_pixel_mask",
+    "object_pixel_size_m",
     "poisson_llk",
     "prtf",
     "radial_frequency",

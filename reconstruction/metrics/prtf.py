@@ -87,6 +87,18 @@ def prtf(
     return out
 
 
+def object_pixel_size_m(metadata, n: int) -> float | None:
+    """Real-space pixel size (m) lambda * D / (n * p) of an n-pixel detector box, or None.
+
+    Uses ``metadata.wavelength_m``, ``distance_m`` and the detector pixel size (the mean of x
+    and y); None when any is missing. For a rocking-curve axis this is only indicative.
+    """
+    sizes = [p for p in (metadata.x_pixel_size_m, metadata.y_pixel_size_m) if p]
+    if not (metadata.wavelength_m and metadata.distance_m and sizes):
+        return None
+    return metadata.wavelength_m * metadata.distance_m / (n * float(np.mean(sizes)))
+
+
 def spectral_weight(
     intensity: np.ndarray, *, mask: np.ndarray | None = None, n_bins: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from reconstruction import __version__
 from reconstruction.errors import InvalidDataError
-from reconstruction.metrics import fourier_errors, free_pixel_mask
+from reconstruction.metrics import fourier_errors, free_pixel_mask, object_pixel_size_m
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM, PhasingResult, phase_retrieve
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, report
 
@@ -140,6 +140,10 @@ def phase_file(
         progress=_stage(progress, 0.02, 0.95), cancel=cancel,
     )
     report(progress, ProgressEvent(0.96, stage="write"))
+    pixel_m = object_pixel_size_m(data.metadata, data.intensity.shape[-1])
+    if result.prtf is not None and pixel_m:
+        result.metrics["object_pixel_size_m"] = pixel_m
+        result.metrics["prtf_resolution_m"] = result.prtf["resolution_pixel"] * pixel_m
     timings = {"load": t_load, **result.timings}
     _write(
         out_path, data, result, provenance=_provenance(input_path, data, seed, provenance),

@@ -195,8 +195,18 @@ def test_member_cancels_a_running_job_from_its_page(open_page, live_server, cast
         shot(page, "submit_failed")
         pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
     page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
-    page.click("#cancel-button")
-    assert wait_finished(page, timeout_ms=30_000) == "cancelled"
+    with page.expect_response(re.compile(r".*/cancel/$")) as cancel_response:
+        page.click("#cancel-button")
+    assert cancel_response.value.ok, cancel_response.value.text()
+    try:
+        status = wait_finished(page, timeout_ms=60_000)
+    except Exception:  # noqa: BLE001 - show the job's state and the worker's log, then fail
+        from webapp.core.models import Job
+
+        job = Job.objects.latest("created")
+        pytest.fail(f"not cancelled: {job.status} cancel_requested={job.cancel_requested} stage={job.stage!r}\n"
+                    f"{job.log[-2000:]}\n--- worker ---\n{celery_worker.log()[-3000:]}")  # fmt: skip
+    assert status == "cancelled"
     assert page.locator("#cancel-button").is_hidden()
     shot(page, "job_cancelled")
 

@@ -24,7 +24,7 @@ def faceted_crystal(n: int = 32, size: float = 12.0, *, seed: int = 0, ndim: int
 
 
 def counts(obj: np.ndarray, photons: float, *, seed: int | None = 0) -> np.ndarray:
-    """Far-field intensity of ``obj`` scaled to ``photons`` in total; Poisson noise unless seed is None."""
+    """Far-field intensity of ``obj`` with ``photons`` in total; Poisson noise unless seed is None."""
     intensity = intensity_of(obj).astype(np.float64)
     intensity *= photons / intensity.sum()
     if seed is None:

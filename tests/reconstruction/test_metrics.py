@@ -153,3 +153,13 @@ def test_unwrapping_recovers_a_phase_gradient_wider_than_two_pi():
     unwrapped = unwrap_phase(np.abs(obj) * np.exp(1j * true_phase), support=support)
     diff = (unwrapped - true_phase)[support]
     assert np.ptp(diff) < 1e-4 and np.isnan(unwrapped[~support]).all()
+
+
+def test_the_object_pixel_size_is_wavelength_times_distance_over_detector_width():
+    from reconstruction.io.types import Metadata
+    from reconstruction.metrics import object_pixel_size_m
+
+    meta = Metadata(distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    wavelength_m=1.3776e-10)
+    assert object_pixel_size_m(meta, 64) == pytest.approx(1.3776e-10 * 0.5 / (64 * 55e-6))
+    assert object_pixel_size_m(Metadata(), 64) is None

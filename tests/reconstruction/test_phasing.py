@@ -14,7 +14,7 @@ from reconstruction.progress import CancelToken
 from tests.reconstruction.phasing_objects import counts, faceted_crystal
 
 
-def engine_for(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray, support: np.ndarray, seed=0):
+def engine_for(obj, intensity, mask, support, seed=0) -> Engine:
     """An Engine on one random start (unshifted layout), as phase_retrieve builds it."""
     shift = np.fft.ifftshift
     rng = np.random.default_rng(seed)
@@ -36,7 +36,9 @@ def engine_for(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray, support
         ("raar(0.8)**5, HIO(0.9)**3", 1, "RAAR(0.8)**5,HIO**3", 8),
     ],
 )
-def test_schedule_strings_parse_to_a_canonical_value_that_parses_back(text, cycles, canonical, total):
+def test_schedule_strings_parse_to_a_canonical_value_that_parses_back(
+    text, cycles, canonical, total
+):
     schedule = parse_schedule(text, cycles=cycles)
     assert str(schedule) == canonical and schedule.total == total
     assert parse_schedule(str(schedule)) == schedule
@@ -73,7 +75,8 @@ def test_the_engine_chi2_is_the_fourier_errors_chi2_by_parseval():
     chi2, _ = eng._modulus(free=False)
     expected = fourier_errors(psi, intensity)
     # fourier_errors fits the scale; with scale 1 the two agree exactly
-    unscaled = np.sum((np.abs(np.fft.fftn(np.fft.ifftshift(psi), norm="ortho")) - np.fft.ifftshift(np.sqrt(intensity))) ** 2)
+    calc = np.abs(np.fft.fftn(np.fft.ifftshift(psi), norm="ortho"))
+    unscaled = np.sum((calc - np.fft.ifftshift(np.sqrt(intensity))) ** 2)
     assert float(chi2[0]) == pytest.approx(unscaled / intensity.sum(), rel=1e-4)
     assert expected["chi2"] <= float(chi2[0]) + 1e-9
 
@@ -114,7 +117,8 @@ def test_a_faceted_crystal_is_recovered_to_one_percent_from_noise_free_data():
     result = phase_retrieve(intensity, device="cpu", seed=0)  # (ER**20,HIO**160,ER**20)**3
     quality = compare_to_truth(result.obj, truth)
     assert quality["rel_error"] < 0.01 and quality["ssim"] > 0.999
-    assert result.algorithm == "(ER**20,HIO**160,ER**20)**3" and result.curves["chi2"].shape == (600,)
+    assert result.algorithm == "(ER**20,HIO**160,ER**20)**3"
+    assert result.curves["chi2"].shape == (600,)
     assert result.obj.dtype == np.complex64 and result.support.dtype == bool
     assert 0.5 < result.support.sum() / (np.abs(truth) > 0).sum() < 2.0
 

@@ -1,4 +1,4 @@
-"""phase_file / refine_file / metrics_file and the ``phase`` / ``metrics`` commands, on tiny files."""
+"""phase_file, refine_file, metrics_file and the ``phase`` / ``metrics`` commands on tiny files."""
 
 from __future__ import annotations
 
@@ -48,8 +48,12 @@ def test_phase_file_writes_a_result_with_curves_metrics_and_provenance(prepared,
     json.dumps(summary)  # JSON-serialisable as it is
 
 
-def test_refine_file_starts_from_a_result_keeps_its_curves_and_does_not_increase_chi2(prepared, tmp_path):
-    first = phase_file(prepared, tmp_path / "first.cxi", algorithm="HIO**60,ER**20", cycles=1, device="cpu")
+def test_refine_file_starts_from_a_result_keeps_its_curves_and_does_not_increase_chi2(
+    prepared, tmp_path
+):
+    first = phase_file(
+        prepared, tmp_path / "first.cxi", algorithm="HIO**60,ER**20", cycles=1, device="cpu"
+    )
     refined = refine_file(prepared, tmp_path / "refined.cxi", initial_path=first["out_path"],
                           algorithm="ER**30", device="cpu")
     record = read_result(refined["out_path"])
@@ -85,8 +89,11 @@ def test_the_phase_and_metrics_commands_print_json_summaries(prepared, tmp_path,
         (["--support", "no-such-support.npy"], "neither 'auto'"),
     ],
 )
-def test_the_phase_command_exits_2_with_one_line_for_bad_input(prepared, tmp_path, capsys, args, message):
-    code = main(["phase", str(prepared), "--out", str(tmp_path / "x.cxi"), "--device", "cpu", *args])
+def test_the_phase_command_exits_2_with_one_line_for_bad_input(
+    prepared, tmp_path, capsys, args, message
+):
+    out = str(tmp_path / "x.cxi")
+    code = main(["phase", str(prepared), "--out", out, "--device", "cpu", *args])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "x.cxi").exists()
