@@ -475,7 +475,8 @@ def loss_curves_figure(history: Any) -> dict[str, Any] | None:
         return None
     x_key = next((k for k in ("step", "epoch", "iteration") if k in history), None)
     traces = []
-    for name, values in history.items():
+    for name in sorted(history, key=lambda n: (not n.startswith("train"), n)):  # training first
+        values = history[name]
         if name == x_key or "loss" not in name or not isinstance(values, list | tuple) or not values:
             continue
         y = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)

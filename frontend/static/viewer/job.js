@@ -196,13 +196,14 @@
     const button = ev.currentTarget;
     button.disabled = true;
     button.textContent = "Cancelling…";
+    $("cancel-error").hidden = true;
     try {
       await CDI.post(root.dataset.cancelUrl);
     } catch (e) {
       button.disabled = false;
       button.textContent = "Cancel";
-      $("job-error").hidden = false;
-      $("job-error").textContent = `cancel failed: ${e.message}`;
+      $("cancel-error").hidden = false;
+      $("cancel-error").textContent = `cancel failed (${e.message}); try again`;
     }
   });
 
