@@ -66,11 +66,15 @@ def wait_for(predicate, *, timeout_s: float, interval_s: float = 0.1, what: str 
 
 def point_celery_at(url: str) -> None:
     """Make the Celery app publish to ``url`` from now on (dropping pooled connections)."""
+    from kombu import pools
+
     from workers.app import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # kombu keeps connection and producer pools in global registries keyed by URL: closing
+    # only the app's pool would leave a closed pool there, handed back on a later switch
+    # to the same URL ("Acquire on closed pool"). Close and forget them all.
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url
 
