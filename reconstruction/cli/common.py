@@ -7,24 +7,17 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
+from reconstruction.io.jsonable import jsonable as to_jsonable
 from reconstruction.progress import ProgressEvent
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples recursively into JSON-serialisable values."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def run_with_progress(workflow, *args: Any, **kwargs: Any) -> Any:
+    """Call ``workflow(*args, progress=<terminal bar>, **kwargs)``; the bar's line ends even on error."""
+    bar = TerminalProgress()
+    try:
+        return workflow(*args, progress=bar, **kwargs)
+    finally:
+        bar.close()
 
 
 def print_json(payload: dict[str, Any]) -> None:

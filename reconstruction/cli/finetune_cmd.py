@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Fine-tune and print a summary; return 0."""
     from reconstruction.nn.workflow import finetune_model
 
-    bar = TerminalProgress()
-    summary = finetune_model(
+    summary = run_with_progress(
+        finetune_model,
         args.checkpoint,
         args.patterns,
         args.out,
@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         seed=args.seed,
         device=args.device,
-        progress=bar,
     )
-    bar.close()
     if args.json:
         print_json(summary)
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     """Phase ``args.file`` into ``args.out`` and print a summary; return 0."""
     from reconstruction.phasing.workflow import phase_file
 
-    bar = TerminalProgress()
-    summary = phase_file(
+    summary = run_with_progress(
+        phase_file,
         args.file, args.out, algorithm=args.algorithm, cycles=args.cycles, runs=args.runs,
         keep=args.keep, support=args.support, seed=args.seed, device=args.device,
-        shrinkwrap=False if args.no_shrinkwrap else None, progress=bar,
+        shrinkwrap=False if args.no_shrinkwrap else None,
     )
     if args.json:
         summary.pop("curves", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print a summary; return 0."""
     from reconstruction.nn.workflow import pipeline_file
 
-    bar = TerminalProgress()
-    summary = pipeline_file(
+    summary = run_with_progress(
+        pipeline_file,
         args.file,
         args.out,
         checkpoint_path=args.checkpoint,
@@ -47,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape,
         oversampling=args.oversampling,
         device=args.device,
-        progress=bar,
     )
-    bar.close()
     if args.json:
         print_json(summary)
         return 0

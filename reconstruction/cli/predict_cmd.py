@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Predict and print a summary; return 0."""
     from reconstruction.nn.workflow import predict_file
 
-    bar = TerminalProgress()
-    summary = predict_file(
+    summary = run_with_progress(
+        predict_file,
         args.file,
         args.out,
         checkpoint_path=args.checkpoint,
@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         optimise_steps=args.optimise_steps,
         from_scratch=args.from_scratch,
-        progress=bar,
     )
-    bar.close()
     if args.json:
         print_json(summary)
         return 0

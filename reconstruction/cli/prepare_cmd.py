@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconstruction.cli.common import TerminalProgress, add_json_option, print_json
+from reconstruction.cli.common import run_with_progress, add_json_option, print_json
 from reconstruction.io.workflow import prepare_file
 
 
@@ -41,8 +41,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prepare ``args.file`` into ``args.out``; return 0."""
-    bar = TerminalProgress()
-    summary = prepare_file(
+    summary = run_with_progress(
+        prepare_file,
         args.file,
         args.out,
         dataset_path=args.path,
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
         oversampling=args.oversampling,
         threshold=args.threshold,
         peak=args.peak,
-        progress=bar,
     )
     if args.json:
         print_json(summary)

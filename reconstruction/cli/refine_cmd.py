@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -35,17 +35,15 @@ def run(args: argparse.Namespace) -> int:
     """Refine and print a summary; return 0."""
     from reconstruction.phasing.workflow import refine_file
 
-    bar = TerminalProgress()
-    summary = refine_file(
+    summary = run_with_progress(
+        refine_file,
         args.file,
         args.out,
         initial_path=args.initial,
         algorithm=args.algorithm,
         support_threshold=args.threshold,
         device=args.device,
-        progress=bar,
     )
-    bar.close()
     if args.json:
         print_json(summary)
         return 0

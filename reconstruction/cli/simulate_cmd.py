@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconstruction.cli.common import TerminalProgress, add_json_option, print_json
+from reconstruction.cli.common import run_with_progress, add_json_option, print_json
 from reconstruction.errors import ConfigError
 from reconstruction.simulate.recipe import KINDS
 
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError(f"--n must be at least 1, got {args.n}")
-    bar = TerminalProgress()
-    summary = simulate_dataset(
+    summary = run_with_progress(
+        simulate_dataset,
         args.out,
         kind=args.kind,
         n=args.n,
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         cxi=args.cxi,
         workers=args.workers,
         shard_size=args.shard_size,
-        progress=bar,
     )
     if args.json:
         print_json(summary)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from reconstruction.cli.common import (
-    TerminalProgress,
+    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
@@ -66,11 +66,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, text = item.split("=", 1)
         overrides[key.strip()] = _value(text)
-    bar = TerminalProgress()
-    summary = train_model(
-        args.out, recipe=args.recipe, device=args.device, progress=bar, **overrides
+    summary = run_with_progress(
+        train_model, args.out, recipe=args.recipe, device=args.device, **overrides
     )
-    bar.close()
     if summary.get("rank", 0) != 0:
         return 0
     if args.json:

@@ -11,7 +11,7 @@ import pytest
 
 from reconstruction.errors import ConfigError
 from reconstruction.fourier import farfield
-from webapp.viewer import encoding, figures, schedule
+from webapp.viewer import encoding, figures
 
 
 def ball(n: int = 32, radius: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
@@ -156,19 +156,21 @@ def test_log_intensity_is_blank_at_masked_pixels():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("ER**20,HIO**160,ER**20", [("ER", 20), ("HIO", 160), ("ER", 20)]),
-        ("(ER**2,HIO**3)**2", [("ER", 2), ("HIO", 3), ("ER", 2), ("HIO", 3)]),
-        ("3*(20*ER+180*HIO)+20*ER", [("ER", 20), ("HIO", 180)] * 3 + [("ER", 20)]),
-        ("RAAR**50", [("RAAR", 50)]),
+        ("ER**20,HIO**160,ER**20", [("ER", 0, 20), ("HIO", 20, 180), ("ER", 180, 200)]),
+        ("(ER**2,HIO**3)**2", [("ER", 0, 2), ("HIO", 2, 5), ("ER", 5, 7), ("HIO", 7, 10)]),
+        ("3*(20*ER+180*HIO)+20*ER", [("ER", 0, 20), ("HIO", 20, 200), ("ER", 200, 220),
+                                     ("HIO", 220, 400), ("ER", 400, 420), ("HIO", 420, 600),
+                                     ("ER", 600, 620)]),
+        ("RAAR**50", [("RAAR", 0, 50)]),
     ],
 )
-def test_algorithm_schedules_expand_to_their_iterations(text, expected):
-    assert schedule.parse_schedule(text) == expected
+def test_algorithm_schedules_become_shaded_iteration_ranges(text, expected):
+    segments = figures.schedule_segments(text)
+    assert [(s["name"], s["start"], s["end"]) for s in segments] == expected
 
 
-def test_unreadable_schedule_is_a_config_error():
-    with pytest.raises(ConfigError):
-        schedule.parse_schedule("ER**,HIO")
+def test_unreadable_schedule_gives_no_segments_rather_than_an_error():
+    assert figures.schedule_segments("ER**,HIO") == []
 
 
 def test_error_curves_shade_one_segment_per_algorithm_when_lengths_match():

@@ -22,8 +22,8 @@ from skimage import measure
 
 from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.fourier import farfield
+from reconstruction.phasing.schedule import parse_schedule
 from webapp.viewer.encoding import MAX_SLICE_SIDE, bin_volume, encode_volume, typed_array
-from webapp.viewer.schedule import parse_schedule, schedule_segments
 
 # Cyclic colour scale for phase: plotly's "Twilight" rotated by half a turn (matplotlib's
 # "twilight_shifted"), so that phase 0 is light and ±π dark; first colour == last colour.
@@ -382,13 +382,9 @@ def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[
         else:
             trace["y"] = typed_array(np.where(finite & (y > 0), y, np.nan).astype(np.float32))
         traces.append(trace)
-    try:
-        names = [n for n, _ in parse_schedule(algorithm)] if algorithm else []
-        merged = schedule_segments(algorithm) if algorithm else []
-    except ConfigError:
-        names, merged = [], []
+    merged = schedule_segments(algorithm)
     if "segment" in curves and np.size(curves["segment"]) == length and length:
-        segments = _segments_from_index(np.ravel(curves["segment"]), [m["name"] for m in merged] or names)
+        segments = _segments_from_index(np.ravel(curves["segment"]), [m["name"] for m in merged])
     else:
         segments = merged if merged and merged[-1]["end"] == length else []
     shapes, annotations = [], []
@@ -412,6 +408,18 @@ def error_curves_figure(curves: dict[str, Any], *, algorithm: str = "") -> dict[
                             "showgrid": False, "range": [0, 1.15 * top if top > 0 else 1], "nticks": 5,
                             "tickformat": ".1%"}  # fmt: skip
     return {"data": traces, "layout": layout, "meta": {"segments": segments}}
+
+
+def schedule_segments(algorithm: str) -> list[dict[str, Any]]:
+    """Return the ``[{"name", "start", "end"}]`` iteration ranges of a schedule string (end
+    exclusive, repeats merged); empty when there is no string or the phasing parser refuses it."""
+    if not algorithm:
+        return []
+    try:
+        segments = parse_schedule(algorithm).segments()
+    except ConfigError:
+        return []
+    return [{"name": seg.name, "start": seg.start, "end": seg.end} for seg in segments]
 
 
 def prtf_resolution(freq: np.ndarray, prtf: np.ndarray) -> float | None:
