@@ -10,6 +10,7 @@ CDI_TIME_LIMITS_S (JSON {kind: seconds}).
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 from pathlib import Path
 
@@ -85,7 +86,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
+# plotly.js comes from the pinned ``plotly`` package itself (its package_data), served under
+# /static/vendor/: no copy in the repository, never a CDN, always the version requirements.txt pins.
+STATICFILES_DIRS = [
+    BASE_DIR / "frontend" / "static",
+    ("vendor", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"),
+]
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 LOGIN_URL = "/accounts/login/"

@@ -29,8 +29,11 @@ def cache_dir() -> Path:
 def code_version() -> str:
     """Hash of the figure code, so that a new version of it invalidates the cache."""
     digest = hashlib.sha256()
-    for name in ("figures.py", "encoding.py", "schedule.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
+    import reconstruction.phasing.schedule as schedule
+
+    here = Path(__file__).parent
+    for path in (here / "figures.py", here / "encoding.py", Path(schedule.__file__)):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
