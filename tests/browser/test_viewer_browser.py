@@ -194,28 +194,37 @@ def test_member_cancels_a_running_job_from_its_page(open_page, live_server, cast
     if not re.match(r".*/jobs/\d+/$", page.url):
         shot(page, "submit_failed")
         pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
-    page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
-    for attempt in range(3):
-        with page.expect_response(re.compile(r".*/cancel/$"), timeout=60_000) as cancel_response:
-            page.click("#cancel-button")
-        if cancel_response.value.ok:
-            break
-        # SQLite only: a write racing the worker's progress writes can fail with "database is
-        # locked"; the button comes back and a person would click again (see the report).
-        assert "database is locked" in cancel_response.value.text(), cancel_response.value.text()
-        page.wait_for_selector("#cancel-button:not([disabled])")
-    assert cancel_response.value.ok, cancel_response.value.text()
     try:
-        status = wait_finished(page, timeout_ms=60_000)
-    except Exception:  # noqa: BLE001 - show the job's state and the worker's log, then fail
+        page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
+        # The status is in the server-rendered HTML: wait for job.js (behind the 4.8 MB plotly.js)
+        # to bind the cancel button, or the click lands on a button that does nothing yet.
+        page.wait_for_selector("#job[data-ready='1']")
+        for attempt in range(3):
+            with page.expect_response(re.compile(r".*/cancel/$"), timeout=60_000) as cancel_response:
+                page.click("#cancel-button")
+            if cancel_response.value.ok:
+                break
+            # SQLite only: a write racing the worker's progress writes can fail with "database is
+            # locked"; the button comes back and a person would click again (see the report).
+            assert "database is locked" in cancel_response.value.text(), cancel_response.value.text()
+            page.wait_for_selector("#cancel-button:not([disabled])")
+        assert cancel_response.value.ok, cancel_response.value.text()
+        try:
+            status = wait_finished(page, timeout_ms=60_000)
+        except Exception:  # noqa: BLE001 - show the job's state and the worker's log, then fail
+            from webapp.core.models import Job
+
+            job = Job.objects.latest("created")
+            pytest.fail(f"not cancelled: {job.status} cancel_requested={job.cancel_requested} stage={job.stage!r}\n"
+                        f"{job.log[-2000:]}\n--- worker ---\n{celery_worker.log()[-3000:]}")  # fmt: skip
+        assert status == "cancelled"
+        assert page.locator("#cancel-button").is_hidden()
+        shot(page, "job_cancelled")
+    finally:
+        # Whatever happened above, never leave a million-iteration job on the one test worker.
         from webapp.core.models import Job
 
-        job = Job.objects.latest("created")
-        pytest.fail(f"not cancelled: {job.status} cancel_requested={job.cancel_requested} stage={job.stage!r}\n"
-                    f"{job.log[-2000:]}\n--- worker ---\n{celery_worker.log()[-3000:]}")  # fmt: skip
-    assert status == "cancelled"
-    assert page.locator("#cancel-button").is_hidden()
-    shot(page, "job_cancelled")
+        Job.objects.filter(status__in=["queued", "running"]).update(cancel_requested=True)
 
 
 @pytest.mark.django_db(transaction=True)

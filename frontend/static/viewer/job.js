@@ -208,6 +208,7 @@
   });
 
   CDI.bindPngButtons();
+  root.dataset.ready = "1";  // handlers bound: the buttons work from now on (tests wait for it)
   if (root.dataset.status === "succeeded") loadResult();  // start the figures at once, in parallel
   poll();
 })();
