@@ -41,15 +41,7 @@ def write_prepared(path: str | os.PathLike, data: DiffractionData) -> None:
         )
     meta = data.metadata
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["creator"] = f"{layout.PROGRAM} {__version__}"
-        f.attrs["default"] = "entry_1"
-        f["cxi_version"] = layout.CXI_VERSION
-        f["number_of_entries"] = 1
-        entry = f.create_group(layout.ENTRY)
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "data_1"
-        entry["program_name"] = f"{layout.PROGRAM} {__version__}"
-        entry["start_time"] = datetime.now(UTC).isoformat(timespec="seconds")
+        entry = write_cxi_entry(f)
         det = f.create_group(layout.DETECTOR)
         det.attrs["NX_class"] = "NXdetector"
         dset = det.create_dataset(layout.DETECTOR_DATA, data=intensity, **_compression(intensity))
@@ -96,3 +88,17 @@ def _compression(array: np.ndarray) -> dict:
     if array.size < 4096:
         return {}
     return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+def write_cxi_entry(f: h5py.File) -> h5py.Group:
+    """Write the CXI 1.6 / NeXus header of a new file and return its ``/entry_1`` group."""
+    f.attrs["creator"] = f"{layout.PROGRAM} {__version__}"
+    f.attrs["default"] = "entry_1"
+    f["cxi_version"] = layout.CXI_VERSION
+    f["number_of_entries"] = 1
+    entry = f.create_group(layout.ENTRY)
+    entry.attrs["NX_class"] = "NXentry"
+    entry.attrs["default"] = "data_1"
+    entry["program_name"] = f"{layout.PROGRAM} {__version__}"
+    entry["start_time"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return entry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import UTC, datetime
 
 import h5py
 import numpy as np
@@ -17,7 +16,7 @@ from reconstruction.io.atomic import atomic_path
 from reconstruction.io.hdf5_safety import open_hdf5, read_dataset
 from reconstruction.io.jsonable import dumps, jsonable
 from reconstruction.io.limits import check_size, resolve_max_bytes
-from reconstruction.io.prepared import _compression
+from reconstruction.io.prepared import _compression, write_cxi_entry
 from reconstruction.io.types import ResultRecord
 
 
@@ -45,15 +44,7 @@ def write_result(path: str | os.PathLike, record: ResultRecord) -> None:
             raise InvalidDataError(f"invalid curve/array/metric name {name!r} (no '/' allowed)")
     provenance = {"program_version": __version__, **jsonable(record.provenance)}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["creator"] = f"{layout.PROGRAM} {__version__}"
-        f.attrs["default"] = "entry_1"
-        f["cxi_version"] = layout.CXI_VERSION
-        f["number_of_entries"] = 1
-        entry = f.create_group(layout.ENTRY)
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "data_1"
-        entry["program_name"] = f"{layout.PROGRAM} {__version__}"
-        entry["start_time"] = datetime.now(UTC).isoformat(timespec="seconds")
+        entry = write_cxi_entry(f)
         entry.attrs["provenance_json"] = json.dumps(provenance)
         for key, value in provenance.items():
             if key in ("provenance_json", "NX_class", "default"):
