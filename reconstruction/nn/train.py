@@ -129,6 +129,14 @@ def setup_distributed(device: torch.device) -> DistInfo:
     )
 
 
+def teardown_distributed() -> None:
+    """Leave the process group: wait for every rank first, so none tears gloo/NCCL down while
+    another is still inside a collective (that aborts the other process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def batch_loss(
     model: torch.nn.Module,
     batch: dict[str, torch.Tensor],

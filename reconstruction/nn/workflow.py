@@ -24,7 +24,14 @@ from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint
 from reconstruction.nn.config import TrainRecipe, get_recipe
 from reconstruction.nn.model import PhaseNet
 from reconstruction.nn.predict import check_input_shape, optimise_on_pattern, predict_objects
-from reconstruction.nn.train import CachedItems, NetworkItems, evaluate, fit, setup_distributed
+from reconstruction.nn.train import (
+    CachedItems,
+    NetworkItems,
+    evaluate,
+    fit,
+    setup_distributed,
+    teardown_distributed,
+)
 from reconstruction.progress import ProgressCallback, ProgressEvent, check, report
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -202,6 +209,8 @@ def train_model(
         _, payload = load_checkpoint(out_path)
         summary["model_name"] = payload["name"]
         summary["model_sha256"] = payload["weights_sha256"]
+    if info.active:
+        teardown_distributed()  # after rank 0 wrote the checkpoint; every rank leaves together
     report(progress, ProgressEvent(1.0, "done"))
     return summary
 

@@ -6,14 +6,13 @@ import os
 import socket
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from reconstruction.nn.checkpoint import weights_sha256
 from reconstruction.nn.config import get_recipe
 from reconstruction.nn.model import PhaseNet
 from reconstruction.nn.testing import EllipsoidPatterns
-from reconstruction.nn.train import NetworkItems, fit, setup_distributed
+from reconstruction.nn.train import NetworkItems, fit, setup_distributed, teardown_distributed
 
 
 def _free_port() -> int:
@@ -44,7 +43,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
             params = {k: v for k, v in model.named_parameters()}
             handle.write(f"{result.steps} {weights_sha256(params)}")
     finally:
-        dist.destroy_process_group()
+        teardown_distributed()
 
 
 def test_ddp_with_gloo_on_two_cpu_processes_runs_two_steps_in_lockstep(tmp_path):
