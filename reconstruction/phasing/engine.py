@@ -74,12 +74,14 @@ class Engine:
             self.fa2 = float((self.fa.double() ** 2).sum())
         self.support = support.contiguous()
         self.psi = psi.contiguous()
-        self.F = torch.empty_like(self.psi)
-        self.P = torch.empty_like(self.psi)
-        self.Fr = torch.view_as_real(self.F)
-        self.sq = torch.empty_like(self.Fr)
+        self.P = torch.zeros_like(self.psi)
+        self.sq = torch.empty_like(torch.view_as_real(self.psi))
         self.m2 = torch.empty(self.psi.shape, dtype=torch.float32, device=self.psi.device)
         self.mag = torch.empty_like(self.m2)
+        # the modulus factor as a complex buffer with zero imaginary part: multiplying F by a
+        # float tensor would cast it to complex (a full-size copy) every iteration
+        self.factor = torch.zeros_like(self.psi)
+        self.factor_re = self.factor.real
         self._index_for = None  # the support tensor the flat index below was built from
         self.shrinkwrap = shrinkwrap
         self.positivity = positivity
@@ -93,8 +95,11 @@ class Engine:
 
     def _modulus(self, *, free: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """F = fft(psi) -> modulus-projected; returns (chi2 (B,), chi2_free (B,) or None)."""
-        torch.fft.fftn(self.psi, dim=self.dims, out=self.F)
-        torch.mul(self.Fr, self.Fr, out=self.sq)
+        # no ``out=`` on the transforms: the out variant computes into a temporary and copies
+        # (a third of the FFT's time on the CPU); a fresh tensor of the same size is cheap
+        F = torch.fft.fftn(self.psi, dim=self.dims)
+        Fr = torch.view_as_real(F)
+        torch.mul(Fr, Fr, out=self.sq)
         torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)  # |F|^2
         B = self.batch
         torch.sqrt(self.m2, out=self.mag)
@@ -106,9 +111,9 @@ class Engine:
             torch.addcmul(self.neg_fa, self.mag, self.free, out=self.m2)
             chi2_free = torch.linalg.vector_norm(self.m2.view(B, -1), dim=1).square_() / self.fa2
         self.mag.clamp_min_(_EPS)
-        torch.addcdiv(self.omw, self.wa, self.mag, out=self.mag)  # factor = w A / |F| + (1 - w)
-        self.F.mul_(self.mag)
-        torch.fft.ifftn(self.F, dim=self.dims, out=self.P)
+        torch.addcdiv(self.omw, self.wa, self.mag, out=self.factor_re)  # w A / |F| + (1 - w)
+        F.mul_(self.factor)
+        self.P = torch.fft.ifftn(F, dim=self.dims)
         return chi2, chi2_free
 
     def _projected_amplitude(self) -> torch.Tensor:
