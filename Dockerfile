@@ -1,8 +1,10 @@
 # One image for the web server and the workers: python:3.11-slim + the pinned requirements.
-# GPU hosts: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 (same torch version).
+# torch comes from TORCH_INDEX first (same version as requirements.txt): the CPU wheels by default
+# (web, CPU worker); GPU hosts build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124
+# (docker-compose.yml does both). An empty TORCH_INDEX takes PyPI's default wheel.
 FROM python:3.11-slim
 
-ARG TORCH_INDEX=""
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=webapp.settings \

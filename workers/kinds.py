@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.utils import timezone
 
@@ -31,19 +32,25 @@ def _checkpoint_path(job: Job) -> str | None:
 
 
 def run_simulate(ctx: Context) -> dict[str, Any]:
-    """``simulate_dataset`` into the job folder (simulated.h5)."""
+    """``simulate_dataset`` into the job folder (simulated.h5), registered as a "simulated-set" dataset."""
     from reconstruction.simulate.workflow import simulate_dataset
+    from webapp.core.services import dataset_register_simulated
 
     p = ctx.job.params
-    return simulate_dataset(
-        str(ctx.job.result_dir / "simulated.h5"),
+    path = ctx.job.result_dir / "simulated.h5"
+    summary = simulate_dataset(
+        str(path),
         kind=p["kind"], n=p["n"], shape=p["shape"], dims=p["dims"],
         photons=(p["photons_min"], p["photons_max"]), seed=p["seed"], cxi=p["cxi"],
         progress=ctx.progress, cancel=ctx.cancel,
     )
+    dataset = dataset_register_simulated(job=ctx.job, path=path, summary=summary)
+    summary["dataset"] = {"id": dataset.pk, "name": dataset.name}
+    ctx.progress.add_log(f"registered the simulated set as dataset {dataset.pk}")
+    return summary
 
 
-def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, parent=None) -> None:  # noqa: ANN001
+def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, parent=None) -> None:
     """Record the checkpoint a train/finetune job wrote as a candidate model version."""
     from reconstruction.nn.checkpoint import read_checkpoint
     from webapp.core.services import model_version_register
@@ -60,15 +67,22 @@ def _register_candidate(ctx: Context, summary: dict[str, Any], *, name: str, par
 
 
 def run_train(ctx: Context) -> dict[str, Any]:
-    """``train_model`` into the job folder (model.pt); registers a candidate model version."""
+    """``train_model`` into the job folder (model.pt); registers a candidate model version.
+
+    With a dataset (a simulate job's "simulated-set") the network learns from that stored set;
+    without one the library simulates the recipe's data.
+    """
     from reconstruction.nn.workflow import train_model
 
     p = ctx.job.params
     overrides = {key: p[key] for key in ("epochs", "minutes", "n_train", "seed") if p.get(key)}
+    data_path = str(ctx.job.dataset.path) if ctx.job.dataset is not None else None
     summary = train_model(
-        str(ctx.job.result_dir / "model.pt"), recipe=p["recipe"], device=ctx.device,
+        str(ctx.job.result_dir / "model.pt"), recipe=p["recipe"], data_path=data_path, device=ctx.device,
         progress=ctx.progress, cancel=ctx.cancel, **overrides,
     )
+    if ctx.job.dataset is not None:
+        summary["training_dataset"] = {"id": ctx.job.dataset.pk, "name": ctx.job.dataset.name}
     _register_candidate(ctx, summary, name=p.get("name") or summary.get("model_name") or f"{p['recipe']}-train")
     return summary
 

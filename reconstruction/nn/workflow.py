@@ -77,6 +77,38 @@ def _simulated(recipe: TrainRecipe, n: int, seed: int) -> torch.utils.data.Datas
     return SimulatedDataset(sim, n, seed)
 
 
+def _stored_training_set(
+    data_path: str | os.PathLike, recipe: TrainRecipe
+) -> tuple[torch.utils.data.Dataset, Any, dict[str, Any]]:
+    """Open a stored simulated set for ``recipe``: (patterns in order, its ``Recipe``, description).
+
+    Raises ``InvalidDataError`` when the set's patterns do not have the shape and dims of the
+    recipe's network input.
+    """
+    from reconstruction.simulate import StoredDataset
+
+    stored = StoredDataset(data_path)
+    sim = stored.recipe
+    if (sim.shape, sim.dims) != (recipe.shape, recipe.dims):
+        got = "x".join([str(sim.shape)] * sim.dims)
+        want = "x".join([str(recipe.shape)] * recipe.dims)
+        raise InvalidDataError(
+            f"the simulated set {os.fspath(data_path)} holds {got} patterns but recipe "
+            f"{recipe.name!r} trains a network on {want} inputs: simulate with shape={recipe.shape} "
+            f"dims={recipe.dims}, or choose a recipe of that input size"
+        )
+    path = Path(data_path)
+    description = {
+        "path": os.fspath(path),
+        "sha256": file_sha256(path) if path.is_file() else "",
+        "n": len(stored),
+        "seed": stored.seed,
+        "recipe": sim.to_dict(),
+    }
+    # positions 0..n-1 -> the stored sample indices (shards may hold any index range)
+    return torch.utils.data.Subset(stored, stored.indices), sim, description
+
+
 def _simulation_description(recipe: TrainRecipe) -> dict[str, Any]:
     """The simulated-data recipe as stored in checkpoints."""
     try:
@@ -96,6 +128,7 @@ def train_model(
     out_path: str | os.PathLike,
     *,
     recipe: str | TrainRecipe = "default",
+    data_path: str | os.PathLike | None = None,
     device: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: Any = None,
@@ -109,11 +142,32 @@ def train_model(
     the validation loss, so a usable model exists early. Under ``torchrun`` the run is
     data-parallel (DDP; NCCL on GPUs, gloo on CPUs) and only rank 0 writes.
 
+    ``data_path`` (a file or folder written by ``reconstruction.simulate.workflow.simulate_dataset``)
+    trains on that stored set instead of simulating: all of its patterns, or the first
+    ``n_train`` when that is overridden (never fresh data each epoch). Its patterns must have
+    the recipe's input shape and dims (``InvalidDataError`` otherwise). The ``n_val`` validation
+    patterns are simulated with the set's own simulation recipe and seeds disjoint from it
+    (``seed + VALIDATION_SEED_OFFSET``). The checkpoint's recipe records the set (path, sha256,
+    n, seed, simulation recipe) under ``training_data``.
+
     Returns {out_path, checkpoint_path, seconds, history, metrics, model_name, model_sha256,
     n_parameters, recipe, stopped_because}.
     """
     start = time.monotonic()
     rec = get_recipe(recipe, **overrides)
+    stored_set, stored_sim, training_data = None, None, None
+    if data_path is not None:
+        stored_set, stored_sim, training_data = _stored_training_set(data_path, rec)
+        if overrides.get("n_train") and int(overrides["n_train"]) > len(stored_set):
+            raise ConfigError(
+                f"n_train={overrides['n_train']} but the simulated set holds only "
+                f"{len(stored_set)} patterns"
+            )
+        n_train = int(overrides["n_train"]) if overrides.get("n_train") else len(stored_set)
+        if n_train < len(stored_set):
+            stored_set = torch.utils.data.Subset(stored_set, range(n_train))
+        rec = rec.with_overrides(n_train=n_train, fresh_each_epoch=False)
+        training_data["n_used"] = n_train
     dev = pick_device(device)
     info = setup_distributed(dev)
     if info.active and dev.type == "cuda":
@@ -130,10 +184,19 @@ def train_model(
             progress, ProgressEvent(offset + width * e.fraction, stage, e.step, e.total)
         )
 
-    train_base = NetworkItems(_simulated(rec, rec.n_train, rec.seed), truths=truths)
-    val_base = NetworkItems(
-        _simulated(rec, rec.n_val, rec.seed + VALIDATION_SEED_OFFSET), truths=truths
-    )
+    if stored_set is not None:
+        from reconstruction.simulate import SimulatedDataset
+
+        train_base = NetworkItems(stored_set, truths=truths)
+        val_base = NetworkItems(
+            SimulatedDataset(stored_sim, rec.n_val, training_data["seed"] + VALIDATION_SEED_OFFSET),
+            truths=truths,
+        )
+    else:
+        train_base = NetworkItems(_simulated(rec, rec.n_train, rec.seed), truths=truths)
+        val_base = NetworkItems(
+            _simulated(rec, rec.n_val, rec.seed + VALIDATION_SEED_OFFSET), truths=truths
+        )
     val_set = CachedItems(val_base, progress=sim_stage("simulate", 0.0, 0.0), cancel=cancel)
     if rec.fresh_each_epoch:
         train_set: torch.utils.data.Dataset = train_base
@@ -146,6 +209,9 @@ def train_model(
 
     name = f"{rec.name}-{rec.dims}d"
     description = {**rec.to_dict(), "simulation": _simulation_description(rec)}
+    if training_data is not None:
+        description["simulation"] = training_data["recipe"]
+        description["training_data"] = training_data
 
     def on_epoch_end(epoch: int, history: dict[str, list[float]]) -> None:
         if history["is_best"][-1]:

@@ -180,3 +180,58 @@ def test_cancelling_a_running_pipeline_also_flags_its_steps(cast, records):
     refine.refresh_from_db()
     predict.refresh_from_db()
     assert refine.cancel_requested and not predict.cancel_requested
+
+
+def _simulated_set(cast, *, shape: int = 16, dims: int = 3):
+    """A simulated-set dataset row of group alpha (as a simulate job registers it)."""
+    from webapp.core.models import Dataset
+
+    return Dataset.objects.create(
+        group=cast.alpha, owner=cast.owner, name=f"simulated {shape}^{dims}", file="jobs/999/simulated.h5",
+        sha256=f"{shape:064d}", format="hdf5", kind="simulated-set", shape=[shape] * dims,
+        metadata={"n": 8, "dims": dims, "shape": [shape] * dims},
+    )
+
+
+def test_a_train_job_takes_a_simulated_set_of_its_recipes_shape(cast):
+    dataset = _simulated_set(cast, shape=16)
+    response = _post(cast.api(cast.member), "/api/jobs", {"kind": "train", "dataset": dataset.pk, "preset": "smoke-test"})
+    assert response.status_code == 201, response.content
+    assert response.json()["dataset"] == dataset.pk and response.json()["group"] == cast.alpha.pk
+    tiny2d = _simulated_set(cast, shape=32, dims=2)
+    assert tiny2d.dims == 2
+    body = {"kind": "train", "dataset": tiny2d.pk, "params": {"recipe": "tiny2d"}}
+    assert _post(cast.api(cast.member), "/api/jobs", body).status_code == 201
+
+
+def test_a_train_job_refuses_a_simulated_set_of_another_shape(cast):
+    dataset = _simulated_set(cast, shape=64)
+    response = _post(cast.api(cast.owner), "/api/jobs", {"kind": "train", "dataset": dataset.pk, "preset": "smoke-test"})
+    assert response.status_code == 400
+    assert response.json()["detail"]["dataset"] == (
+        "the simulated set holds 64×64×64 patterns but recipe 'tiny' trains a network on 16×16×16 patterns: "
+        "simulate with that shape and dims, or choose another recipe"
+    )
+    assert not Job.objects.exists()
+
+
+def test_a_train_job_refuses_measured_data_and_other_jobs_refuse_a_simulated_set(cast, records):
+    response = _post(cast.api(cast.owner), "/api/jobs", {"kind": "train", "dataset": records.dataset.pk})
+    assert response.status_code == 400 and "learns from a simulated set" in response.json()["detail"]["dataset"]
+    dataset = _simulated_set(cast)
+    for kind in ("phase", "predict", "pipeline", "finetune"):
+        response = _post(cast.api(cast.owner), "/api/jobs", {"kind": kind, "dataset": dataset.pk})
+        assert response.status_code == 400, kind
+        assert "simulated training set" in response.json()["detail"]["dataset"], kind
+
+
+def test_an_outsider_cannot_train_on_another_groups_simulated_set(cast):
+    dataset = _simulated_set(cast)
+    response = _post(cast.api(cast.outsider), "/api/jobs", {"kind": "train", "dataset": dataset.pk})
+    assert response.status_code == 404 and not Job.objects.exists()
+
+
+def test_the_schemas_say_which_dataset_a_train_job_takes(cast):
+    data = cast.api(cast.member).get("/api/schemas").json()
+    assert data["train"]["optional_dataset_kind"] == "simulated-set" and data["train"]["needs_dataset"] is False
+    assert data["phase"]["optional_dataset_kind"] is None

@@ -64,6 +64,11 @@ def _on_validation_error(request: HttpRequest, exc: ValidationError):
     return api.create_response(request, {"detail": _validation_detail(exc)}, status=400)
 
 
+@api.exception_handler(services.ValidationUnavailable)
+def _on_validation_unavailable(request: HttpRequest, exc: services.ValidationUnavailable):
+    return api.create_response(request, {"detail": _validation_detail(exc)}, status=503)
+
+
 @api.exception_handler(PermissionDenied)
 def _on_permission_denied(request: HttpRequest, exc: PermissionDenied):
     return api.create_response(request, {"detail": str(exc) or "permission denied"}, status=403)
@@ -97,6 +102,7 @@ class DatasetOut(Schema):
     kind: str
     shape: list[int]
     metadata: dict[str, Any]
+    produced_by_job: int | None = None
     created: datetime
     duplicate: bool = False
     message: str = ""
@@ -170,7 +176,8 @@ def dataset_out(ds: Dataset, *, duplicate: bool = False) -> dict[str, Any]:
     return {
         "id": ds.pk, "group": ds.group_id, "group_name": ds.group.name, "owner": ds.owner.get_username(),
         "name": ds.name, "size_bytes": ds.size_bytes, "sha256": ds.sha256, "format": ds.format, "kind": ds.kind,
-        "shape": ds.shape or [], "metadata": ds.metadata or {}, "created": ds.created, "duplicate": duplicate,
+        "shape": ds.shape or [], "metadata": ds.metadata or {}, "produced_by_job": ds.produced_by_job_id, "created": ds.created,
+        "duplicate": duplicate,
         "message": f"this file is already dataset {ds.pk} of group {ds.group.name}" if duplicate else "",
     }
 
@@ -238,14 +245,15 @@ def list_datasets(request: HttpRequest, group: int | None = None, limit: int = 2
     return [dataset_out(ds) for ds in qs[: max(1, min(limit, 1000))]]
 
 
-@api.post("/datasets", response={201: DatasetOut, 200: DatasetOut, 400: Message, 403: Message, 404: Message, 413: Message},
-          tags=["datasets"])
+@api.post("/datasets", response={201: DatasetOut, 200: DatasetOut, 400: Message, 403: Message, 404: Message, 413: Message,
+                                  503: Message}, tags=["datasets"])
 def upload_dataset(request: HttpRequest, file: UploadedFile = File(...), group: int | None = Form(None),
                    name: str | None = Form(None)):
     """Upload a CXI / HDF5 / NeXus / NPY / NPZ / EDF file (multipart field ``file``).
 
-    The file is checked by the library; a refused file gives 400 with the library's message, a
-    file already in the group gives 200 with ``duplicate: true`` and the existing dataset.
+    The file is checked by the library in a worker (queue ``cpu``); a refused file gives 400 with
+    the library's message, a file already in the group gives 200 with ``duplicate: true`` and the
+    existing dataset, and 503 means no worker checked it in time (nothing was stored: retry).
     """
     try:
         grp = group_for_user(request.auth, group)

@@ -27,9 +27,10 @@ class ResearchGroup(models.Model):
 
 
 class Dataset(models.Model):
-    """An uploaded file (diffraction pattern or object), validated by the library."""
+    """An uploaded file (diffraction pattern or object) validated by the library, or a training
+    set a simulate job wrote (kind "simulated-set", ``produced_by_job`` set)."""
 
-    KINDS = ["diffraction-3d", "diffraction-2d", "object", "other"]
+    KINDS = ["diffraction-3d", "diffraction-2d", "object", "simulated-set", "other"]
 
     group = models.ForeignKey(ResearchGroup, on_delete=models.CASCADE, related_name="datasets")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
@@ -40,7 +41,10 @@ class Dataset(models.Model):
     format = models.CharField(max_length=32, blank=True)
     kind = models.CharField(max_length=32, default="other")
     shape = models.JSONField(default=list, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)  # the library's inspect_file dict
+    metadata = models.JSONField(default=dict, blank=True)  # inspect_file's dict, or the simulation's summary
+    produced_by_job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_datasets"
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -57,7 +61,9 @@ class Dataset(models.Model):
 
     @property
     def dims(self) -> int:
-        """2 or 3 for diffraction data (3 when unknown)."""
+        """2 or 3 for diffraction data and simulated sets (3 when unknown)."""
+        if self.kind == "simulated-set":
+            return 2 if int((self.metadata or {}).get("dims") or 3) == 2 else 3
         return 2 if self.kind == "diffraction-2d" else 3
 
 

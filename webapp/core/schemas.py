@@ -28,6 +28,10 @@ QUEUES = {
 #: Kinds that need an input dataset (a diffraction pattern).
 NEEDS_DATASET = ("finetune", "predict", "refine", "phase", "pipeline")
 
+#: Kinds that may take a dataset of one kind: a train job's optional training set is a simulate
+#: job's output ("simulated-set"); without one it simulates its own data.
+OPTIONAL_DATASET = {"train": "simulated-set"}
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -65,7 +69,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("recipe", "choice", "default", "training recipe (docs/network.md): default = the shipped model's, tiny = seconds-long smoke test", choices=("default", "tiny", "tiny2d")),
         ParamSpec("epochs", "int", 0, "epochs (0 = the recipe's)", min=0, max=100_000),
         ParamSpec("minutes", "float", 0.0, "wall-clock budget in minutes (0 = the recipe's)", min=0.0, max=7 * 24 * 60),
-        ParamSpec("n_train", "int", 0, "simulated training patterns (0 = the recipe's)", min=0, max=10_000_000),
+        ParamSpec("n_train", "int", 0, "training patterns (0 = the recipe's; with a simulated-set dataset: all of them)", min=0, max=10_000_000),
         ParamSpec("seed", "int", 0, "random seed (0 = the recipe's)", min=0, max=2**31 - 1),
         ParamSpec("name", "str", "", "model name for the new candidate version (default: the recipe's)"),
     ],
@@ -206,6 +210,7 @@ def specs_as_json() -> dict[str, Any]:
             "presets": PRESETS.get(kind, {}),
             "queue": QUEUES[kind],
             "needs_dataset": kind in NEEDS_DATASET,
+            "optional_dataset_kind": OPTIONAL_DATASET.get(kind),
         }
         for kind in JOB_KINDS
     }

@@ -99,18 +99,44 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@transaction.atomic
+class ValidationUnavailable(ValidationError):
+    """An upload could not be checked now (no worker answered in time, queue down): HTTP 503."""
+
+
+def _inspect_upload(dest: Path, *, filename: str, folder: Path) -> dict[str, Any]:
+    """The library's ``inspect_file`` dict of a stored upload, checked in a worker or inline.
+
+    With ``CDI_VALIDATE_IN_WORKER`` the file is parsed by a worker on the ``cpu`` queue (at most
+    ``CDI_VALIDATION_TIMEOUT_S`` seconds); otherwise in this process. A refused file raises
+    ``ValidationError(<library message>)`` naming the user's file, never our disk layout.
+    """
+    from workers.tasks import ValidationNoAnswer, inspect_in_worker, inspect_upload_answer
+
+    if settings.CDI_VALIDATE_IN_WORKER:
+        try:
+            answer = inspect_in_worker(str(dest), timeout_s=float(settings.CDI_VALIDATION_TIMEOUT_S))
+        except ValidationNoAnswer as exc:
+            raise ValidationUnavailable(str(exc)) from exc
+    else:
+        answer = inspect_upload_answer(str(dest))
+    if "error" in answer:
+        # The library names the file by its path: show the user's file name, not our disk layout.
+        raise ValidationError(str(answer["error"]).replace(str(dest), filename).replace(str(folder), "upload"))
+    info = dict(answer["info"])
+    info["path"] = filename
+    return info
+
+
 def dataset_create(*, user: Any, group: ResearchGroup, uploaded_file: Any, name: str | None = None) -> Dataset:
     """Store an uploaded file as a dataset of ``group``, validated by the library.
 
     The file is moved (streamed) to ``MEDIA_ROOT/datasets/<group>/<uuid>/<name>``, hashed and
-    checked with ``reconstruction.io.workflow.inspect_file``. A file already in the group (same
-    SHA-256) returns the existing dataset with ``is_duplicate = True`` and stores nothing. A file
-    the library refuses raises ``ValidationError(<library message>)`` and leaves no file and no row.
+    checked with ``reconstruction.io.workflow.inspect_file`` in a worker (``_inspect_upload``).
+    A file already in the group (same SHA-256) returns the existing dataset with
+    ``is_duplicate = True`` and stores nothing. A file the library refuses raises
+    ``ValidationError(<library message>)``, a check that got no answer ``ValidationUnavailable``;
+    both leave no file and no row. No database transaction is held while the worker parses.
     """
-    from reconstruction.errors import ReconstructionError
-    from reconstruction.io.workflow import inspect_file
-
     require_write_allowed(user)
     if not user.is_staff and not group.members.filter(pk=user.pk).exists():
         raise PermissionDenied("not a member of this group")
@@ -124,29 +150,20 @@ def dataset_create(*, user: Any, group: ResearchGroup, uploaded_file: Any, name:
             _remove_tree(folder)
             existing.is_duplicate = True
             return existing
-        try:
-            info = inspect_file(str(dest))
-        except ReconstructionError as exc:
-            # The library names the file by its path: show the user's file name, not our disk layout.
-            message = str(exc).replace(str(dest), filename).replace(str(folder), "upload")
-            raise ValidationError(message) from exc
-        info = dict(info)
-        info["path"] = filename  # never show our disk layout
+        info = _inspect_upload(dest, filename=filename, folder=folder)
         kind, shape, fmt = _dataset_kind(info)
-        from reconstruction.cli.common import to_jsonable
-
-        fields = dict(
-            group=group,
-            owner=user,
-            name=(name or getattr(uploaded_file, "name", "") or filename)[:255],
-            file=str(dest.relative_to(Path(settings.MEDIA_ROOT))),
-            size_bytes=size,
-            sha256=digest,
-            format=fmt or dest.suffix.lstrip(".").lower(),
-            kind=kind,
-            shape=shape,
-            metadata=to_jsonable(info),
-        )
+        fields = {
+            "group": group,
+            "owner": user,
+            "name": (name or getattr(uploaded_file, "name", "") or filename)[:255],
+            "file": str(dest.relative_to(Path(settings.MEDIA_ROOT))),
+            "size_bytes": size,
+            "sha256": digest,
+            "format": fmt or dest.suffix.lstrip(".").lower(),
+            "kind": kind,
+            "shape": shape,
+            "metadata": info,
+        }
         try:
             with transaction.atomic():
                 dataset = Dataset.objects.create(**fields)
@@ -160,6 +177,52 @@ def dataset_create(*, user: Any, group: ResearchGroup, uploaded_file: Any, name:
         raise
     dataset.is_duplicate = False
     return dataset
+
+
+def dataset_register_simulated(*, job: Job, path: str | Path, summary: dict[str, Any]) -> Dataset:
+    """Record the training set a simulate ``job`` wrote (``path`` under MEDIA_ROOT) as a dataset of its group.
+
+    Kind "simulated-set"; metadata: n patterns, pattern shape, dims, the recipe, seed and
+    families from ``simulate_dataset``'s ``summary``; ``produced_by_job`` is the job. Safe to call
+    twice for one job; a set identical to one the group already has returns that dataset.
+    """
+    path = Path(path)
+    recipe = dict(summary.get("recipe") or {})
+    dims = int(recipe.get("dims") or len(summary.get("shape") or []) or 3)
+    shape = [int(n) for n in (summary.get("shape") or [recipe.get("shape", 0)] * dims)]
+    metadata = {
+        "format": "reconstruction.simulate/1",
+        "n": int(summary.get("n") or 0),
+        "shape": shape,
+        "dims": dims,
+        "recipe": recipe,
+        "seed": int(summary.get("seed") or 0),
+        "families": dict(summary.get("families") or {}),
+        "produced_by_job": job.pk,
+        "job_params": dict(job.params or {}),
+    }
+    digest = _sha256_of(path)
+    fields = {
+        "owner": job.owner,
+        "name": f"simulated set of job {job.pk} ({metadata['n']} × {'×'.join(str(n) for n in shape)})"[:255],
+        "file": str(path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve())),
+        "size_bytes": path.stat().st_size,
+        "sha256": digest,
+        "format": "hdf5",
+        "kind": "simulated-set",
+        "shape": shape,
+        "metadata": metadata,
+    }
+    with transaction.atomic():
+        mine = Dataset.objects.select_for_update().filter(produced_by_job=job).first()
+        if mine is not None:  # the task ran again: describe the file it rewrote
+            Dataset.objects.filter(pk=mine.pk).update(**fields)
+            mine.refresh_from_db()
+            return mine
+        same = Dataset.objects.filter(group=job.group, sha256=digest).first()
+        if same is not None:  # the same recipe and seed simulated before: one dataset
+            return same
+        return Dataset.objects.create(group=job.group, produced_by_job=job, **fields)
 
 
 def enqueue_or_fail(job_id: int) -> None:
@@ -178,6 +241,28 @@ def enqueue_or_fail(job_id: int) -> None:
             finished=timezone.now(),
             updated=timezone.now(),
         )
+
+
+def _check_dataset_kind(kind: str, params: dict[str, Any], dataset: Dataset | None) -> None:
+    """A train job reads a simulated set of its recipe's pattern shape; other kinds need measured data."""
+    if dataset is None:
+        return
+    if kind in schemas.OPTIONAL_DATASET:
+        if dataset.kind != schemas.OPTIONAL_DATASET[kind]:
+            raise ValidationError({"dataset": f"a train job learns from a simulated set (a simulate job's output); "
+                                              f"dataset {dataset.pk} is {dataset.kind}"})
+        from reconstruction.nn.config import get_recipe
+
+        recipe = get_recipe(params["recipe"])
+        shape = [int(n) for n in dataset.shape or []]
+        if shape != [recipe.shape] * recipe.dims:
+            got = "×".join(str(n) for n in shape) or "unknown"
+            raise ValidationError({"dataset": f"the simulated set holds {got} patterns but recipe {recipe.name!r} "
+                                              f"trains a network on {'×'.join([str(recipe.shape)] * recipe.dims)} "
+                                              "patterns: simulate with that shape and dims, or choose another recipe"})
+    elif dataset.kind == "simulated-set":
+        raise ValidationError({"dataset": f"dataset {dataset.pk} is a simulated training set: a {kind} job needs a "
+                                          "measured or prepared diffraction pattern"})
 
 
 def _check_same_group(job_group: ResearchGroup, other: Any, what: str) -> None:
@@ -213,6 +298,7 @@ def job_submit(
         raise ValidationError({"dataset": f"a {kind} job needs an input dataset"})
     _check_same_group(group, dataset, "dataset")
     _check_same_group(group, parent, "parent")
+    _check_dataset_kind(kind, full, dataset)
     if kind == "refine":
         if parent is None:
             raise ValidationError({"parent": "a refine job needs a parent job whose result it refines"})
@@ -361,8 +447,10 @@ def api_token_create(*, user: Any, name: str = "", read_only: bool = False) -> t
 
 
 __all__ = [
+    "ValidationUnavailable",
     "api_token_create",
     "dataset_create",
+    "dataset_register_simulated",
     "enqueue_or_fail",
     "hash_token",
     "job_cancel",
