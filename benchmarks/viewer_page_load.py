@@ -6,11 +6,14 @@ It creates a private var folder (SQLite + media), a user in a group and a succee
 job whose result.cxi holds a 64³ crystal (strained, so the phase varies) with 600-iteration
 error curves and a PRTF, starts ``manage.py runserver``, and opens the job page in headless
 Chromium (Debian's /usr/bin/chromium through Playwright) with a cold cache each time. Time is
-navigation start -> ``body[data-result-rendered]``, set by job.js once the isosurface, the slices,
-the diffraction slices, the error curve and the PRTF are drawn (``data-first-render-ms``: the 2D
-figures, drawn first; ``data-result-rendered-ms``: everything, the WebGL isosurface last). Each
-run opens the page in a fresh context (cold browser cache: plotly.js is fetched and parsed) and
-then again (warm cache). The very first load also computes the figures server-side (then
+navigation start to the marks job.js sets on ``<body>``: ``data-first-render-ms`` ("first
+render": what the user sees first is drawn: the object slices, the error curve, the PRTF and the
+WebGL isosurface, i.e. every figure of the first screen) and ``data-result-rendered-ms`` (the
+measured/calculated diffraction panel below them too: the whole page). The breakdown
+(``data-t-data``: figure JSON parsed, ``data-t-figures2d``, ``data-t-isosurface``,
+``data-t-diffraction``) and the HTML/script timings of the Navigation Timing API are reported as
+well. Each run opens the page in a fresh context (cold browser cache: plotly.js is fetched and
+parsed) and then again (warm cache). The very first load also computes the figures server-side (then
 cached on disk). Prints a JSON summary.
 """
 
@@ -90,9 +93,15 @@ def _load(page, url: str) -> dict:
     page.goto(url)
     page.wait_for_selector("body[data-result-rendered='1']", timeout=60_000)
     page.remove_listener("response", on_response)
+    marks = page.evaluate("""() => {
+        const b = document.body.dataset, nav = performance.getEntriesByType("navigation")[0];
+        return {data_ms: +b.tData, figures2d_ms: +b.tFigures2d, isosurface_ms: +b.tIsosurface,
+                labels_ms: +b.tLabels, diffraction_ms: +b.tDiffraction, dom_content_loaded_ms: Math.round(nav.domContentLoadedEventEnd)};
+    }""")
     return {
-        "first_figures_ms": float(page.get_attribute("body", "data-first-render-ms")),
+        "first_render_ms": float(page.get_attribute("body", "data-first-render-ms")),
         "all_figures_ms": float(page.get_attribute("body", "data-result-rendered-ms")),
+        **marks,
         **sizes,
     }
 
@@ -134,6 +143,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--shape", type=int, default=64)
     parser.add_argument("--keep", action="store_true", help="keep the var folder")
+    parser.add_argument("--out", type=Path, help="also write the JSON summary to this file")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="viewer-bench-"))
     port = free_port()
@@ -152,10 +162,15 @@ def main() -> int:
         runs = summary["runs"]
         summary.update(
             shape=args.shape,
+            load_average=os.getloadavg(),
             median_ms={f"{cache}_{key}": _median([r[cache][key] for r in runs])
-                       for cache in ("cold", "warm") for key in ("first_figures_ms", "all_figures_ms")},
+                       for cache in ("cold", "warm") for key in ("dom_content_loaded_ms", "data_ms", "figures2d_ms", "labels_ms",
+                                                                 "first_render_ms", "all_figures_ms")},
         )  # fmt: skip
-        print(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2)
+        print(text)
+        if args.out:
+            args.out.write_text(text)
     finally:
         if server is not None:
             server.terminate()

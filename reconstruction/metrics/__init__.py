@@ -4,10 +4,16 @@
 - ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
 - ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
-- ``align_to``, ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``.
+- ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``.
 """
 
-from reconstruction.metrics.alignment import Alignment, align_to, fourier_shift, twin_of
+from reconstruction.metrics.alignment import (
+    Alignment,
+    align_to,
+    align_to_reference,
+    fourier_shift,
+    twin_of,
+)
 from reconstruction.metrics.fourier_errors import fourier_errors, free_pixel_mask, poisson_llk
 from reconstruction.metrics.postprocess import (
     centre_object,
@@ -27,6 +33,7 @@ from reconstruction.metrics.truth import compare_to_truth
 __all__ = [
     "Alignment",
     "align_to",
+    "align_to_reference",
     "centre_object",
     "compare_to_truth",
     "fourier_errors",

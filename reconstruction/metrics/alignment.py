@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.registration import phase_cross_correlation
 
+from reconstruction.errors import InvalidDataError
+
 
 @dataclass
 class Alignment:
@@ -123,3 +125,45 @@ def align_to(
             how.twin = is_twin
             best = (err, out, how)
     return best[1], best[2]
+
+
+def align_to_reference(
+    obj: np.ndarray, reference: np.ndarray, *, support: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Align ``obj`` onto ``reference`` (see ``align_to``) and say what was done.
+
+    Parameters
+    ----------
+    obj, reference : (Z, Y, X) or (Y, X) complex, same shape, centred.
+    support : bool, same shape, the support of ``obj``; it is moved with the object.
+
+    Returns
+    -------
+    ``(aligned, aligned_support, info)``: aligned complex128 object; its support (bool, or
+    None); info with ``shift_px`` (per axis, axis 0 first, the shift applied to ``obj``),
+    ``twin`` (the conjugate-flipped twin was used), ``phase_offset_rad`` (global phase added),
+    ``ramp_rad_per_px`` (phase ramp removed, per axis), ``scale`` (amplitude factor) and
+    ``rel_error`` ||aligned - reference|| / ||reference||.
+    """
+    obj, reference = np.asarray(obj), np.asarray(reference)
+    if obj.shape != reference.shape:
+        raise InvalidDataError(f"cannot align an object of shape {obj.shape} onto one of shape {reference.shape}")
+    aligned, how = align_to(obj, reference)
+    moved = None
+    if support is not None:
+        mask = np.asarray(support, dtype=np.float64)
+        if mask.shape != obj.shape:
+            raise InvalidDataError(f"the support has shape {mask.shape} but the object has {obj.shape}")
+        if how.twin:
+            mask = twin_of(mask).real
+        moved = np.real(fourier_shift(mask, how.shift)) > 0.5
+    ref_norm = float(np.linalg.norm(reference))
+    info = {
+        "shift_px": [float(s) for s in how.shift],
+        "twin": bool(how.twin),
+        "phase_offset_rad": float(np.angle(how.scale)),
+        "ramp_rad_per_px": [float(r) for r in how.ramp],
+        "scale": float(abs(how.scale)),
+        "rel_error": float(np.linalg.norm(aligned - reference) / ref_norm) if ref_norm else float("nan"),
+    }
+    return aligned, moved, info

@@ -165,6 +165,11 @@ def test_member_drops_a_cxi_file_runs_a_pipeline_and_sees_every_view(open_page, 
     page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
     assert page.locator(".compare-col").count() >= 2
     assert page.locator(".compare-col .cmp-iso canvas").count() >= 2
+    # the second and third results are aligned onto the first, and each says how
+    assert "reference" in page.locator(".compare-col .alignment").first.inner_text()
+    for n in range(1, page.locator(".compare-col").count()):
+        assert re.search(r"aligned: shift \(.+\) voxel \(x, y, z\), (twin flipped|no twin flip), phase offset",
+                         page.locator(".compare-col .alignment").nth(n).inner_text())  # fmt: skip
     page.check("input[name=plane][value='1']")
     low, high = int(page.get_attribute("#plane-index", "min")), int(page.get_attribute("#plane-index", "max"))
     page.locator("#plane-index").fill(str((low + high) // 2))
@@ -244,8 +249,12 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     text = page.inner_text("#result")
-    for label in ("phase (rad)", "amplitude (rel.)", "log10(1 + photons)", "iteration"):
+    for label in ("phase (rad)", "amplitude (a.u.)", "log10 intensity", "iteration", "x (voxel)"):
         assert label in text, label
+    # the fixture's data (an .npy pattern) carry no geometry: the page says why positions are in voxels
+    assert "voxel size is not in the data's metadata" in page.inner_text("#units-note")
+    first = int(page.get_attribute("body", "data-first-render-ms"))
+    assert first <= int(page.get_attribute("body", "data-result-rendered-ms"))
     # the threshold slider recomputes the isosurface on the server
     page.locator("#iso-threshold").fill("0.6")
     page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.60 of max')")
@@ -270,4 +279,5 @@ def test_dashboard_selects_two_results_and_opens_them_side_by_side(open_page, li
     page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
     assert page.locator(".compare-col .cmp-iso canvas").count() == 2
     assert page.locator(".cmp-slices .heatmaplayer image, .cmp-slices .hm image").count() == 4
+    assert "aligned: shift (+0.00, +0.00, +0.00) voxel" in page.locator(".compare-col .alignment").nth(1).inner_text()
     shot(page, "compare_two_fixture_results")

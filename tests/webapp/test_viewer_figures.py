@@ -241,3 +241,24 @@ def test_two_dimensional_results_get_images_without_isosurface():
     assert len(bundle["object"]["slices"]["data"]) == 2
     assert len(bundle["diffraction"]["slices"]["data"]) == 2
     json.dumps(bundle, allow_nan=False)
+
+
+def test_units_are_nm_only_when_the_voxel_size_is_known_along_every_axis():
+    full = figures.units_info((2e-8, 1e-8, 1e-8), 3)
+    assert full["unit"] == "nm" and full["voxel_size_nm"] == pytest.approx([20.0, 10.0, 10.0])
+    partial = figures.units_info((None, 1e-8, 1e-8), 3)
+    assert partial["unit"] == "voxel" and partial["voxel_size_nm"] is None
+    assert "known along y, x only" in partial["note"]
+    assert figures.units_info(None, 2)["unit"] == "pixel"
+
+
+def test_isosurface_in_nm_is_the_voxel_isosurface_scaled_per_axis():
+    amplitude, _ = ball(16, 5.0)
+    phase = np.zeros_like(amplitude)
+    vox = figures.isosurface_figure(amplitude, phase)
+    nm = figures.isosurface_figure(amplitude, phase, voxel_size_nm=(30.0, 20.0, 10.0))
+    for key, size in (("x", 10.0), ("y", 20.0), ("z", 30.0)):
+        scaled, plain = (encoding.decode_typed_array(f["data"][0][key]) for f in (nm, vox))
+        np.testing.assert_allclose(scaled, size * plain, rtol=1e-6)
+    assert nm["layout"]["scene"]["xaxis"]["title"]["text"] == "x (nm)"
+    assert vox["layout"]["scene"]["xaxis"]["title"]["text"] == "x (voxel)"

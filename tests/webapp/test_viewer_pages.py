@@ -267,3 +267,62 @@ def test_the_cxi_download_button_of_the_job_page_works_with_the_browser_session(
     response = client.get(href)
     assert response.status_code == 200
     assert b"".join(response.streaming_content)[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_result_positions_are_in_voxels_with_a_note_when_the_data_give_no_voxel_size(cast, records):
+    bundle = body_json(cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk])))["result"]
+    units = bundle["object"]["units"]
+    assert units["unit"] == "voxel" and units["voxel_size_nm"] is None
+    assert "voxel size is not in the data's metadata" in units["note"]
+    assert bundle["object"]["isosurface"]["layout"]["scene"]["xaxis"]["title"]["text"] == "x (voxel)"
+
+
+def test_result_positions_are_in_nm_from_the_prepared_data_of_the_job(cast, records):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+
+    record = read_result(str(records.job.result_path))
+    meta = Metadata(wavelength_m=1e-10, distance_m=2.0, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=np.linspace(10, 10.15, 16), rocking_axis="theta",
+                    extra={"bragg_angle_deg": 15.0})  # fmt: skip
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    bundle = body_json(cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk])))["result"]
+    units = bundle["object"]["units"]
+    # detector axes: 1e-10 * 2 / (16 * 55e-6) = 227.3 nm; rocking axis: 1e-10 / (2 * 16 * radians(0.01) * sin 15°)
+    rocking_nm = 1e-10 / (2 * 16 * np.radians(0.01) * np.sin(np.radians(15.0))) * 1e9
+    assert units["unit"] == "nm"
+    assert units["voxel_size_nm"] == pytest.approx([rocking_nm, 227.27, 227.27], rel=1e-3)
+    slices = bundle["object"]["slices"]
+    assert slices["layout"]["xaxis"]["title"]["text"] == "x (nm)"
+    assert slices["data"][0]["dx"] == pytest.approx(227.27, rel=1e-3)
+    iso = bundle["object"]["isosurface"]
+    assert iso["layout"]["scene"]["zaxis"]["title"]["text"] == "z (nm)" and iso["meta"]["unit"] == "nm"
+
+
+def test_compare_aligns_a_shifted_twin_onto_the_first_result_and_says_so(cast, records, media_root):
+    from reconstruction.io import read_result, write_result
+    from reconstruction.metrics import fourier_shift, twin_of
+
+    record = read_result(str(records.job.result_path))
+    x = np.indices(record.obj.shape)[2] - 8
+    record.obj = record.obj * np.exp(0.8j * np.cos(x / 3.0)) * (1 + 0.5 * (x > 1))  # not its own twin
+    write_result(str(records.job.result_path), record)
+    record.obj = (fourier_shift(twin_of(record.obj), (2, -1, 1)) * np.exp(0.9j)).astype(np.complex64)
+    record.support = np.roll(twin_of(record.support.astype(float)).real > 0.5, (2, -1, 1), axis=(0, 1, 2))
+    other = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="refine", status="succeeded",
+                               dataset=records.dataset, parent=records.job, params={}, progress=1.0)  # fmt: skip
+    other.result_dir.mkdir(parents=True, exist_ok=True)
+    write_result(str(other.result_path), record)
+    client = cast.client(cast.member)
+    page = client.get(reverse("viewer:compare") + f"?jobs={records.job.pk},{other.pk}").content.decode()
+    aligned_url = reverse("viewer:job_aligned", args=[other.pk]) + f"?ref={records.job.pk}"
+    assert aligned_url.split("?")[0] in page
+    body = body_json(client.get(aligned_url))
+    how = body["result"]["alignment"]
+    assert how["aligned"] and how["twin"] and how["rel_error"] < 1e-3
+    assert how["shift_px"] == pytest.approx([2, -1, 1], abs=1e-6)  # the twin of a shifted twin is shifted back
+    assert "twin flipped" in how["text"] and "shift (+1.00, -1.00, +2.00) voxel (x, y, z)" in how["text"]
+    assert body["result"]["object"]["origin"] == body_json(
+        client.get(reverse("viewer:job_figures", args=[records.job.pk])))["result"]["object"]["origin"]
+    assert client.get(reverse("viewer:job_aligned", args=[other.pk]) + "?ref=x").status_code == 400
+    assert cast.client(cast.outsider).get(aligned_url).status_code == 404

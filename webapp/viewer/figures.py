@@ -137,14 +137,19 @@ def isosurface_figure(
     max_vertices: int = DEFAULT_MAX_VERTICES,
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
     title: str = "",
+    voxel_size_nm: tuple[float, float, float] | None = None,
 ) -> dict[str, Any]:
     """Return a plotly figure dict: a ``mesh3d`` amplitude isosurface coloured by phase.
 
     amplitude, phase : (Z, Y, X); threshold : fraction of max amplitude; the colour scale is
-    cyclic over [-π, π] rad. ``figure["meta"]`` carries threshold, step_size and n_vertices.
+    cyclic over [-π, π] rad; voxel_size_nm : (z, y, x) voxel size, then positions are in nm,
+    else in voxels. ``figure["meta"]`` carries threshold, step_size, n_vertices and unit.
     """
     mesh = isosurface_mesh(amplitude, phase, threshold=threshold, max_vertices=max_vertices, origin=origin)
     verts, faces = mesh["verts"], mesh["faces"]
+    unit = "voxel" if voxel_size_nm is None else "nm"
+    if voxel_size_nm is not None:
+        verts = (verts * np.asarray(voxel_size_nm, dtype=np.float32)).astype(np.float32)
     index_dtype = "u2" if len(verts) < 65536 else "u4"
     trace = {
         "type": "mesh3d",
@@ -162,7 +167,7 @@ def isosurface_figure(
         "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, "len": 0.8},
         "flatshading": False,
         "lighting": {"ambient": 0.55, "diffuse": 0.7, "specular": 0.15, "roughness": 0.6},
-        "hovertemplate": "x %{x:.1f}<br>y %{y:.1f}<br>z %{z:.1f}<br>phase %{intensity:.2f} rad<extra></extra>",
+        "hovertemplate": f"x %{{x:.1f}} {unit}<br>y %{{y:.1f}} {unit}<br>z %{{z:.1f}} {unit}<br>phase %{{intensity:.2f}} rad<extra></extra>",
         "name": "amplitude isosurface",
     }
     scene_axis = {"showbackground": False, "gridcolor": "#ddd"}
@@ -170,15 +175,15 @@ def isosurface_figure(
         "title": {"text": title or f"amplitude isosurface at {threshold:.2f} of max, coloured by phase"},
         "scene": {
             "aspectmode": "data",
-            "xaxis": {**scene_axis, "title": {"text": "x (voxel)"}},
-            "yaxis": {**scene_axis, "title": {"text": "y (voxel)"}},
-            "zaxis": {**scene_axis, "title": {"text": "z (voxel)"}},
+            "xaxis": {**scene_axis, "title": {"text": f"x ({unit})"}},
+            "yaxis": {**scene_axis, "title": {"text": f"y ({unit})"}},
+            "zaxis": {**scene_axis, "title": {"text": f"z ({unit})"}},
         },
         "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
         "uirevision": "keep-camera",
     }
     meta = {"threshold": threshold, "step_size": mesh["step_size"], "n_vertices": int(len(verts)),
-            "n_faces": int(len(faces))}  # fmt: skip
+            "n_faces": int(len(faces)), "unit": unit}  # fmt: skip
     return {"data": [trace], "layout": layout, "meta": meta}
 
 
@@ -218,11 +223,15 @@ def _grid_layout(
     return layout
 
 
-def _heatmap(image: np.ndarray, n: int, *, origin: tuple[int, int], **style: Any) -> dict[str, Any]:
-    """One heatmap trace on subplot ``n`` (1-based) with pixel origin (x0, y0) in voxels."""
+def _heatmap(
+    image: np.ndarray, n: int, *, origin: tuple[int, int], step: tuple[float, float] = (1.0, 1.0), **style: Any
+) -> dict[str, Any]:
+    """One heatmap trace on subplot ``n`` (1-based): pixel (0, 0) at voxel ``origin`` (x0, y0),
+    positions in units of ``step`` (dx, dy): 1 = voxels, else e.g. nm per voxel."""
     suffix = "" if n == 1 else str(n)
-    return {"type": "heatmap", "z": typed_array(image.astype(np.float32)), "x0": origin[0], "dx": 1,
-            "y0": origin[1], "dy": 1, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", **style}  # fmt: skip
+    dx, dy = float(step[0]), float(step[1])
+    return {"type": "heatmap", "z": typed_array(image.astype(np.float32)), "x0": origin[0] * dx, "dx": dx,
+            "y0": origin[1] * dy, "dy": dy, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", **style}  # fmt: skip
 
 
 def _pin_ranges(layout: dict[str, Any], traces: list[dict[str, Any]]) -> None:
@@ -231,14 +240,21 @@ def _pin_ranges(layout: dict[str, Any], traces: list[dict[str, Any]]) -> None:
     for trace in traces:
         height, width = (int(n) for n in trace["z"]["shape"].split(","))
         xname, yname = trace["xaxis"].replace("x", "xaxis", 1), trace["yaxis"].replace("y", "yaxis", 1)
-        layout[xname]["range"] = [trace["x0"] - 0.5, trace["x0"] + width - 0.5]
-        layout[yname]["range"] = [trace["y0"] - 0.5, trace["y0"] + height - 0.5]
+        dx, dy = trace["dx"], trace["dy"]
+        layout[xname]["range"] = [trace["x0"] - 0.5 * dx, trace["x0"] + (width - 0.5) * dx]
+        layout[yname]["range"] = [trace["y0"] - 0.5 * dy, trace["y0"] + (height - 0.5) * dy]
 
 
 def _slice_origins(origin: tuple[int, int, int]) -> list[tuple[int, int]]:
     """(x0, y0) of the three slice images for a volume whose [0, 0, 0] sits at ``origin`` (z, y, x)."""
     z0, y0, x0 = origin
     return [(x0, y0), (x0, z0), (y0, z0)]
+
+
+def _slice_steps(voxel_size_nm: tuple[float, ...] | None) -> list[tuple[float, float]]:
+    """(dx, dy) of the three slice images (along z, y, x): voxel sizes in nm, or 1 (voxels)."""
+    vz, vy, vx = voxel_size_nm if voxel_size_nm is not None else (1.0, 1.0, 1.0)
+    return [(vx, vy), (vx, vz), (vy, vz)]
 
 
 def object_slices_figure(
@@ -248,33 +264,40 @@ def object_slices_figure(
     *,
     index: tuple[int, ...] = (),
     origin: tuple[int, ...] = (0, 0, 0),
+    voxel_size_nm: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Return amplitude and phase images: for 3D a 2 × 3 grid of slices along z, y, x
     (amplitude top, phase bottom); for 2D the two images side by side.
 
     amplitude : (Z, Y, X) or (Y, X) relative amplitude (max 1); phase : same shape, rad;
     support : bool (phase is NaN outside it, which plotly leaves blank); index : (iz, iy, ix)
-    local indices (3D only); origin : voxel position of element [0, ...] in the full box.
+    local indices (3D only); origin : voxel position of element [0, ...] in the full box;
+    voxel_size_nm : per-axis voxel size, then the axes are in nm, else in voxels (pixels in 2D).
     """
+    unit = "nm" if voxel_size_nm is not None else ("pixel" if amplitude.ndim == 2 else "voxel")
     phase = np.where(support, phase, np.nan) if support is not None else phase
     amp_style = {"coloraxis": "coloraxis", "hovertemplate": "amplitude %{z:.3f}<extra></extra>"}
     phase_style = {"coloraxis": "coloraxis2", "hovertemplate": "phase %{z:.2f} rad<extra></extra>"}
     if amplitude.ndim == 2:
         oy, ox = origin if len(origin) == 2 else (0, 0)
-        traces = [_heatmap(amplitude, 1, origin=(ox, oy), **amp_style), _heatmap(phase, 2, origin=(ox, oy), **phase_style)]
-        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit="pixel", height=420)
+        step = (1.0, 1.0) if voxel_size_nm is None else (voxel_size_nm[-1], voxel_size_nm[-2])
+        traces = [_heatmap(amplitude, 1, origin=(ox, oy), step=step, **amp_style),
+                  _heatmap(phase, 2, origin=(ox, oy), step=step, **phase_style)]  # fmt: skip
+        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit=unit, height=420)
         bars = ({"x": 0.41, "y": 0.5, "len": 0.9}, {"x": 0.9, "y": 0.5, "len": 0.9})
     else:
-        origins = _slice_origins(tuple(origin))
+        origins, steps = _slice_origins(tuple(origin)), _slice_steps(voxel_size_nm)
         titles = [[f"amplitude, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)],
                   [f"phase, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)]]  # fmt: skip
-        traces = [_heatmap(take_slice(amplitude, a, index[a]), a + 1, origin=origins[a], **amp_style) for a in range(3)]
-        traces += [_heatmap(take_slice(phase, a, index[a]), a + 4, origin=origins[a], **phase_style) for a in range(3)]
-        layout = _grid_layout(titles, axes=SLICE_AXES_3D, height=560)
+        traces = [_heatmap(take_slice(amplitude, a, index[a]), a + 1, origin=origins[a], step=steps[a], **amp_style)
+                  for a in range(3)]  # fmt: skip
+        traces += [_heatmap(take_slice(phase, a, index[a]), a + 4, origin=origins[a], step=steps[a], **phase_style)
+                   for a in range(3)]  # fmt: skip
+        layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=560)
         bars = ({"x": 0.9, "y": 0.78, "len": 0.42}, {"x": 0.9, "y": 0.22, "len": 0.42})
     _pin_ranges(layout, traces)
     layout["coloraxis"] = {"colorscale": AMPLITUDE_COLORSCALE, "reversescale": True, "cmin": 0, "cmax": 1,
-                           "colorbar": {"title": {"text": "amplitude (rel.)"}, **bars[0]}}  # fmt: skip
+                           "colorbar": {"title": {"text": "amplitude (a.u.)"}, **bars[0]}}  # fmt: skip
     layout["coloraxis2"] = {"colorscale": PHASE_COLORSCALE, "cmin": -math.pi, "cmax": math.pi,
                             "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, **bars[1]}}  # fmt: skip
     return {"data": traces, "layout": layout}
@@ -335,7 +358,7 @@ def diffraction_slices_figure(
         layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=60 + 300 * len(rows))
     _pin_ranges(layout, traces)
     layout["coloraxis"] = {"colorscale": INTENSITY_COLORSCALE, "cmin": 0, "cmax": zmax,
-                           "colorbar": {"title": {"text": "log10(1 + photons)"}, "x": 0.9}}  # fmt: skip
+                           "colorbar": {"title": {"text": "log10 intensity<br>(1 + photons)"}, "x": 0.9}}  # fmt: skip
     return {"data": traces, "layout": layout}
 
 
@@ -528,13 +551,32 @@ def crop_object(
 
 def object_isosurface_figure(
     obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD,
-    max_vertices: int = DEFAULT_MAX_VERTICES,
+    max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
 ) -> dict[str, Any]:
-    """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``)."""
+    """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``);
+    positions in nm when ``voxel_size_m`` (m per axis) is fully known, else in voxels."""
     amp_c, ph_c, _, origin = crop_object(obj, support, threshold=threshold)
     if amp_c.ndim != 3:
         raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
-    return isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin)
+    nm = units_info(voxel_size_m, 3)["voxel_size_nm"]
+    return isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin, voxel_size_nm=nm)
+
+
+def units_info(voxel_size_m: tuple[float | None, ...] | None, ndim: int) -> dict[str, Any]:
+    """Return how positions are labelled: ``unit`` ("nm", or "voxel" / "pixel" when the voxel
+    size is not known along every axis), ``voxel_size_nm`` (per axis, axis 0 first, or None)
+    and ``note``, a sentence for the page saying which."""
+    names = AXIS_NAMES[-ndim:]
+    sizes = list(voxel_size_m or [None] * ndim)
+    if len(sizes) == ndim and all(v is not None and math.isfinite(v) and v > 0 for v in sizes):
+        nm = [float(v) * 1e9 for v in sizes]
+        text = " × ".join(f"{v:.3g}" for v in nm)
+        return {"unit": "nm", "voxel_size_nm": nm,
+                "note": f"voxel size {text} nm ({' × '.join(names)}), from the data's acquisition metadata"}  # fmt: skip
+    known = [n for n, v in zip(names, sizes) if v is not None]
+    why = f"known along {', '.join(known)} only" if known else "not in the data's metadata"
+    unit = "voxel" if ndim == 3 else "pixel"
+    return {"unit": unit, "voxel_size_nm": None, "note": f"positions in {unit}s: the real-space voxel size is {why}"}
 
 
 def object_bundle(
@@ -543,27 +585,33 @@ def object_bundle(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES,
+    voxel_size_m: tuple[float | None, ...] | None = None,
 ) -> dict[str, Any]:
     """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
 
     obj : (Z, Y, X) or (Y, X) complex, centred; support : same shape bool or None (then
-    amplitude > ``threshold``·max is used). Arrays are cropped to the support's bounding box
-    (+2 voxels); ``origin`` is that box's corner in the full grid, ``index`` the default
-    (centre-of-mass) slice. 2D objects have no isosurface and no volumes (``isosurface`` None).
+    amplitude > ``threshold``·max is used); voxel_size_m : per-axis voxel size (m), None where
+    unknown (see ``units_info``). Arrays are cropped to the support's bounding box (+2 voxels);
+    ``origin`` is that box's corner in the full grid, ``index`` the default (centre-of-mass)
+    slice. 2D objects have no isosurface and no volumes (``isosurface`` None).
     """
     amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     index = tuple(int(round(c)) for c in ndimage.center_of_mass(sup_c.astype(np.float32)))
+    units = units_info(voxel_size_m, obj.ndim)
+    nm = units["voxel_size_nm"]
     out: dict[str, Any] = {
         "ndim": obj.ndim,
         "shape": list(obj.shape),
         "origin": list(origin),
         "index": list(index),
         "support_voxels": int(sup_c.sum()),
+        "units": units,
         "isosurface": None,
-        "slices": object_slices_figure(amp_c, ph_c, sup_c, index=index, origin=origin),
+        "slices": object_slices_figure(amp_c, ph_c, sup_c, index=index, origin=origin, voxel_size_nm=nm),
     }
     if obj.ndim == 3:
-        out["isosurface"] = isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin)
+        out["isosurface"] = isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices,
+                                              origin=origin, voxel_size_nm=nm)  # fmt: skip
         out["amplitude"] = encode_volume(amp_c, lo=0.0, hi=1.0)
         out["phase"] = encode_volume(np.where(sup_c, ph_c, np.nan), lo=-math.pi, hi=math.pi)
     return out
@@ -639,17 +687,21 @@ def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None =
     return {"data": traces, "layout": layout}
 
 
-def result_bundle(record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES) -> dict[str, Any]:
+def result_bundle(
+    record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES,
+    voxel_size_m: tuple[float | None, ...] | None = None,
+) -> dict[str, Any]:
     """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
 
-    Keys: ``object`` (see ``object_bundle``), ``diffraction`` (see ``diffraction_bundle``, or
-    None when the record has no intensity), ``errors`` (error-curve figure or None), ``prtf``
-    (figure or None), ``metrics``, ``algorithm``.
+    Keys: ``object`` (see ``object_bundle``; positions in nm when ``voxel_size_m``, m per axis,
+    is known), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
+    intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
+    ``algorithm``.
     """
     obj = np.asarray(record.obj)
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
     bundle: dict[str, Any] = {
-        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices),
+        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices, voxel_size_m=voxel_size_m),
         "diffraction": None,
         "errors": None,
         "prtf": None,
@@ -678,3 +730,36 @@ def _jsonable_number(value: Any) -> Any:
         f = float(value)
         return f if math.isfinite(f) else None
     return value
+
+
+def aligned_result_bundle(
+    record: Any, reference: Any, *, threshold: float = DEFAULT_THRESHOLD,
+    max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
+) -> dict[str, Any]:
+    """Return the compare-page part of ``record`` aligned onto ``reference`` (two ResultRecords).
+
+    The object is aligned with ``reconstruction.metrics.align_to_reference`` (integer and
+    sub-voxel shift, twin, phase ramp, global phase; its support moves with it), then drawn as
+    in ``object_bundle``. Keys: ``object``, ``metrics`` and ``alignment``: the library's info
+    plus ``text``, one line saying what was done (shift in voxels as (x, y, z)), or, when the
+    grids differ, ``{"aligned": False, "text": why}`` and the object as it is.
+    """
+    from reconstruction.metrics import align_to_reference
+
+    obj, ref = np.asarray(record.obj), np.asarray(reference.obj)
+    support = None if record.support is None else np.asarray(record.support, dtype=bool)
+    options = {"threshold": threshold, "max_vertices": max_vertices, "voxel_size_m": voxel_size_m}
+    metrics = {k: _jsonable_number(v) for k, v in (record.metrics or {}).items()}
+    if obj.shape != ref.shape:
+        text = f"not aligned: its grid {obj.shape} differs from the reference's {ref.shape}"
+        return {"object": object_bundle(obj, support, **options), "metrics": metrics,
+                "alignment": {"aligned": False, "text": text}}  # fmt: skip
+    aligned, moved, info = align_to_reference(obj, ref, support=support)
+    shift = ", ".join(f"{v:+.2f}" for v in info["shift_px"][::-1])
+    ramp = ", ".join(f"{v:+.3f}" for v in info["ramp_rad_per_px"][::-1])
+    text = (f"aligned: shift ({shift}) voxel (x, y, z), {'twin flipped' if info['twin'] else 'no twin flip'}, "
+            f"phase offset {info['phase_offset_rad']:+.2f} rad, ramp ({ramp}) rad/voxel; "
+            f"residual ‖a − ref‖/‖ref‖ {info['rel_error']:.3f}")  # fmt: skip
+    return {"object": object_bundle(aligned.astype(np.complex64), moved, **options), "metrics": metrics,
+            "alignment": {"aligned": True, **{k: _jsonable_number(v) if not isinstance(v, list) else v
+                                              for k, v in info.items()}, "text": text}}  # fmt: skip

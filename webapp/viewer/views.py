@@ -26,6 +26,7 @@ from webapp.core import access, schemas, selectors, services
 from webapp.core.models import Dataset, Job, ModelVersion
 from webapp.viewer import figures
 from webapp.viewer.cache import cached_gzip_json, gzip_json_response
+from webapp.viewer.units import job_voxel_size_m
 
 LOG_TAIL_LINES = 60
 DASHBOARD_ROWS = 200
@@ -426,10 +427,11 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
 
     def compute() -> dict[str, Any]:
         record = _read_result(job)
-        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget)}
+        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget, voxel_size_m=voxel)}
 
     try:
-        payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, version=1)
+        payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, version=2)
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -451,12 +453,14 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
     def compute() -> dict[str, Any]:
         record = _read_result(job)
         support = None if record.support is None else np.asarray(record.support, dtype=bool)
-        return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold, max_vertices=budget)
+        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold,
+                                                max_vertices=budget, voxel_size_m=voxel)  # fmt: skip
 
     if job.status != "succeeded" or not job.result_path.exists():
         raise Http404("this job has no result")
     try:
-        payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, version=1)
+        payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, version=2)
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)
@@ -498,6 +502,39 @@ def compare(request: HttpRequest) -> HttpResponse:
         raise Http404("say which jobs to compare: ?jobs=1,2")
     jobs = [selectors.job_get_for_user(request.user, i) for i in ids[:MAX_COMPARE]]
     return render(request, "viewer/compare.html", {"jobs": jobs, "ids": [j.pk for j in jobs]})
+
+
+@login_required
+@require_GET
+def job_aligned(request: HttpRequest, pk: int) -> HttpResponse:
+    """The compare page's figures of job ``pk`` aligned onto job ``?ref=`` (cached, gzipped JSON):
+    ``{"job", "result": figures.aligned_result_bundle(…)}``; 404 unless both are visible results."""
+    from reconstruction.errors import ReconstructionError
+
+    job = selectors.job_get_for_user(request.user, pk)
+    ref_id = request.GET.get("ref", "")
+    if not ref_id.isdigit():
+        return JsonResponse({"error": "say which result to align onto: ?ref=<job id>"}, status=400)
+    reference = selectors.job_get_for_user(request.user, int(ref_id))
+    for j in (job, reference):
+        if j.status != "succeeded" or not j.result_path.exists():
+            return JsonResponse({"job": job.pk, "status": job.status, "result": None,
+                                 "error": f"job #{j.pk} has no result to compare"}, status=404)  # fmt: skip
+    ref_stat = reference.result_path.stat()
+
+    def compute() -> dict[str, Any]:
+        record, ref_record = _read_result(job), _read_result(reference)
+        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        return {"job": job.pk, "status": job.status, "reference": reference.pk,
+                "result": figures.aligned_result_bundle(record, ref_record, voxel_size_m=voxel)}  # fmt: skip
+
+    try:
+        payload = cached_gzip_json(job.result_path, compute, view="aligned", ref=str(reference.result_path),
+                                   ref_size=ref_stat.st_size, ref_mtime=ref_stat.st_mtime_ns, version=1)  # fmt: skip
+    except ReconstructionError as exc:
+        return JsonResponse({"job": job.pk, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
+                            status=422)  # fmt: skip
+    return gzip_json_response(request, payload)
 
 
 # --------------------------------------------------------------------------- models

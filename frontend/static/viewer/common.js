@@ -169,6 +169,13 @@ const CDI = (() => {
     });
   }
 
-  return { AXES, PLOT_CONFIG, csrfToken, getJSON, readJSON, post, formatSeconds, formatNumber, decodeVolume, sliceVolume,
+  /* Say under a figure how positions are labelled (figures.units_info: unit, voxel size, note). */
+  function unitsNote(el, units) {
+    if (!el) return;
+    el.textContent = units ? units.note : "";
+    el.classList.toggle("warning", !!units && units.unit !== "nm");
+  }
+
+  return { AXES, PLOT_CONFIG, unitsNote, csrfToken, getJSON, readJSON, post, formatSeconds, formatNumber, decodeVolume, sliceVolume,
     makeSliders, SliceViewer, bindPngButtons, metricsRows };
 })();

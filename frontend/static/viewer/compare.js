@@ -1,6 +1,8 @@
-/* Compare page: two or three results side by side. For each: metrics, the isosurface coloured
- * by phase, and amplitude over phase of one plane; one plane choice and one slider (a voxel
- * position on the common grid) drive every result, and all share the same axis ranges. */
+/* Compare page: two or three results side by side, the second and third aligned onto the first
+ * by the server (aligned.json: shift, twin, ramp, phase offset, said under each). For each:
+ * metrics, the isosurface coloured by phase, and amplitude over phase of one plane; one plane
+ * choice and one slider (a voxel index on the common grid) drive every result, and all share the
+ * same axis ranges (nm when every result's voxel size is known, else voxels). */
 "use strict";
 
 (() => {
@@ -20,29 +22,30 @@
       this.coloraxis = obj.slices.layout.coloraxis;
       this.coloraxis2 = obj.slices.layout.coloraxis2;
       this.index = obj.index.map((v, a) => v + obj.origin[a]);
+      this.units = obj.units || { unit: "voxel", voxel_size_nm: null };
     }
 
     extent(axis) {
       return [this.origin[axis], this.origin[axis] + this.amp.shape[axis] - 1];
     }
 
-    render(axis, value, box) {
+    /* render(plane axis, voxel index, box: per-axis [lo, hi] in voxels, step: per-axis nm or 1, unit). */
+    render(axis, value, box, step, unit) {
       const local = value - this.origin[axis];
       const [h, v] = [[2, 1], [2, 0], [1, 0]][axis];  // array axes shown horizontally / vertically
-      const x0 = this.origin[h];
-      const y0 = this.origin[v];
       const heat = (vol, n, coloraxis) => ({
-        type: "heatmap", z: CDI.sliceVolume(vol, axis, local), x0, dx: 1, y0, dy: 1,
-        xaxis: n === 1 ? "x" : "x2", yaxis: n === 1 ? "y" : "y2", coloraxis,
+        type: "heatmap", z: CDI.sliceVolume(vol, axis, local), x0: this.origin[h] * step[h], dx: step[h],
+        y0: this.origin[v] * step[v], dy: step[v], xaxis: n === 1 ? "x" : "x2", yaxis: n === 1 ? "y" : "y2", coloraxis,
       });
-      const axisStyle = (title, anchor, domain, range) => ({ title: { text: `${title} (voxel)`, standoff: 2 }, anchor, domain, range });
+      const scaled = (a) => [box[a][0] * step[a], box[a][1] * step[a]];
+      const axisStyle = (title, anchor, domain, a) => ({ title: { text: `${title} (${unit})`, standoff: 2 }, anchor, domain, range: scaled(a) });
       const inside = local >= 0 && local < this.amp.shape[axis] ? "" : " (outside)";
       const layout = {
         height: 600, margin: { l: 45, r: 10, t: 25, b: 40 }, showlegend: false,
-        xaxis: axisStyle(HV[axis][0], "y", [0, 0.78], box[h]),
-        yaxis: Object.assign(axisStyle(HV[axis][1], "x", [0.6, 1], box[v]), { scaleanchor: "x" }),
-        xaxis2: axisStyle(HV[axis][0], "y2", [0, 0.78], box[h]),
-        yaxis2: Object.assign(axisStyle(HV[axis][1], "x2", [0, 0.4], box[v]), { scaleanchor: "x2" }),
+        xaxis: axisStyle(HV[axis][0], "y", [0, 0.78], h),
+        yaxis: Object.assign(axisStyle(HV[axis][1], "x", [0.6, 1], v), { scaleanchor: "x" }),
+        xaxis2: axisStyle(HV[axis][0], "y2", [0, 0.78], h),
+        yaxis2: Object.assign(axisStyle(HV[axis][1], "x2", [0, 0.4], v), { scaleanchor: "x2" }),
         coloraxis: Object.assign({}, this.coloraxis, { colorbar: Object.assign({}, this.coloraxis.colorbar, { x: 0.84, y: 0.78, len: 0.42 }) }),
         coloraxis2: Object.assign({}, this.coloraxis2, { colorbar: Object.assign({}, this.coloraxis2.colorbar, { x: 0.84, y: 0.22, len: 0.42 }) }),
         annotations: [
@@ -74,6 +77,8 @@
       return [];
     }
     CDI.metricsRows(col.querySelector("table.metrics"), r.metrics);
+    if (r.alignment) col.querySelector(".alignment").textContent = r.alignment.text;
+    CDI.unitsNote(col.querySelector(".units-note"), r.object.units);
     panes.push(new PlanePane(document.getElementById(`cmp-slices-${n}`), r.object));
     const iso = r.object.isosurface;
     const layout = Object.assign({}, iso.layout, { height: 320, title: { text: "isosurface coloured by phase", font: { size: 12 } } });
@@ -90,7 +95,12 @@
       const slider = document.getElementById("plane-index");
       const output = document.getElementById("plane-value");
       let axis = 0;
-      const draw = () => Promise.all(panes.map((p) => p.render(axis, values[axis], box)));
+      // nm when every result's voxel size is known and they agree, else voxels
+      const sizes = panes.map((p) => p.units.voxel_size_nm);
+      const same = sizes.every((s) => s && s.every((v, a) => Math.abs(v - sizes[0][a]) <= 1e-6 * v));
+      const step = same ? sizes[0] : [1, 1, 1];
+      const unit = same ? "nm" : "voxel";
+      const draw = () => Promise.all(panes.map((p) => p.render(axis, values[axis], box, step, unit)));
       const setAxis = (a) => {
         axis = a;
         slider.min = Math.ceil(box[a][0]);

@@ -94,7 +94,27 @@
         } catch (e) { $("iso-info").textContent = e.message; }
       }, 250);
     });
-    return Plotly.newPlot("plot-iso", iso.data, iso.layout, CDI.PLOT_CONFIG);
+    return Plotly.newPlot("plot-iso", iso.data, bareScene(iso.layout), CDI.PLOT_CONFIG);
+  }
+
+  /* The 3D layout without tick labels and axis titles: plotly.js turns every 3D label into
+   * triangles on the CPU, ~0.2-0.3 s on this page; they are added by labelScene once the
+   * first screen is drawn. */
+  function bareScene(layout) {
+    const scene = Object.assign({}, layout.scene);
+    ["xaxis", "yaxis", "zaxis"].forEach((ax) => {
+      scene[ax] = Object.assign({}, scene[ax], { showticklabels: false, title: { text: "" } });
+    });
+    return Object.assign({}, layout, { scene });
+  }
+
+  function labelScene(layout) {
+    const update = {};
+    ["xaxis", "yaxis", "zaxis"].forEach((ax) => {
+      update[`scene.${ax}.showticklabels`] = true;
+      update[`scene.${ax}.title.text`] = layout.scene[ax].title.text;
+    });
+    return Plotly.relayout("plot-iso", update);
   }
 
   function drawSlices(obj) {
@@ -108,7 +128,6 @@
   }
 
   function drawDiffraction(d) {
-    $("panel-diffraction").hidden = false;
     if (d.ndim !== 3) return [Plotly.newPlot("plot-diffraction", d.slices.data, d.slices.layout, CDI.PLOT_CONFIG)];
     const vols = [d.measured].concat(d.calculated ? [d.calculated] : []);
     const viewer = new CDI.SliceViewer($("plot-diffraction"), d.slices, vols,
@@ -118,6 +137,19 @@
     return [viewer.draw()];
   }
 
+  /* Milliseconds since navigation start, recorded as body[data-t-<name>] (the page-load benchmark reads them). */
+  function mark(name) {
+    const ms = Math.round(performance.now());
+    document.body.dataset[`t${name[0].toUpperCase()}${name.slice(1)}`] = ms;
+    return ms;
+  }
+
+  const nextPaint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
+  /* Draw the result in steps. First what the user sees first (isosurface, object slices, error
+   * curve, PRTF, metrics): body[data-first-render-ms]. Then, after a paint, the 3D axis labels
+   * and the panel below the fold (measured vs calculated diffraction):
+   * body[data-result-rendered-ms]. */
   async function loadResult() {
     if (resultRequested) return;
     resultRequested = true;
@@ -132,6 +164,7 @@
       loading.className = "error";
       return;
     }
+    mark("data");
     const plots = [];
     if (bundle.loss) {
       $("panel-loss").hidden = false;
@@ -142,8 +175,12 @@
       box.hidden = false;
       loading.remove();
       if (r.object.isosurface) $("panel-iso").hidden = false;  // keep the layout stable
+      if (r.diffraction) $("panel-diffraction").hidden = false;
+      $("panel-metrics").hidden = false;
+      CDI.metricsRows($("metrics-table"), r.metrics);
+      $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
+      CDI.unitsNote($("units-note"), r.object.units);
       plots.push(drawSlices(r.object));
-      if (r.diffraction) plots.push(...drawDiffraction(r.diffraction));
       if (r.errors) {
         $("panel-errors").hidden = false;
         if (r.errors.data.length) {  // the full curves replace the live ones
@@ -156,21 +193,19 @@
         $("panel-prtf").hidden = false;
         plots.push(Plotly.newPlot("plot-prtf", r.prtf.data, r.prtf.layout, CDI.PLOT_CONFIG));
       }
-      $("panel-metrics").hidden = false;
-      CDI.metricsRows($("metrics-table"), r.metrics);
-      $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
     } else if (!bundle.loss) {
       box.hidden = true;
     }
     await Promise.all(plots);
-    // The 2D figures are up: let the browser paint them before the (slow, WebGL) 3D scene.
-    document.body.dataset.firstRenderMs = Math.round(performance.now());
-    if (r && r.object.isosurface) {
-      await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-      await drawIsosurface(r.object.isosurface, root.dataset.isoUrl);
-    }
+    mark("figures2d");
+    if (r && r.object.isosurface) await drawIsosurface(r.object.isosurface, root.dataset.isoUrl);
+    document.body.dataset.firstRenderMs = mark("isosurface");
+    if (r && (r.diffraction || r.object.isosurface)) await nextPaint();  // show the first screen first
+    if (r && r.object.isosurface) await labelScene(r.object.isosurface.layout);
+    mark("labels");
+    if (r && r.diffraction) await Promise.all(drawDiffraction(r.diffraction));
     CDI.bindPngButtons();
-    document.body.dataset.resultRenderedMs = Math.round(performance.now());  // since navigation start
+    document.body.dataset.resultRenderedMs = mark("diffraction");
     document.body.dataset.resultRendered = "1";
   }
 
