@@ -150,7 +150,7 @@ RECIPES: dict[str, TrainRecipe] = {
         depth=3,
         kind="mixed",
         photons=(1e5, 1e9),
-        n_train=2048,
+        n_train=4096,
         n_val=64,
         fresh_each_epoch=False,
         epochs=40,
@@ -158,8 +158,8 @@ RECIPES: dict[str, TrainRecipe] = {
         lr=1e-3,
         loss="hybrid",
         supervised_weight=1.0,
-        threshold_ramp_epochs=4,
-        minutes=48.0,
+        threshold_ramp_epochs=3,
+        minutes=95.0,
     ),
     # A seconds-long recipe for tests and smoke checks (16^3 input, 2 levels).
     "tiny": TrainRecipe(
