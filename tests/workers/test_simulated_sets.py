@@ -123,6 +123,14 @@ def test_the_pages_of_a_simulated_set_answer_without_a_server_error(cast):
     client = cast.client(cast.member)
     page = client.get(reverse("viewer:dataset", args=[dataset.pk]))
     assert page.status_code == 200 and dataset.name in page.content.decode()
+    html = page.content.decode()
+    assert "?kind=train&dataset=" in html and "?kind=pipeline&dataset=" not in html
     figures = client.get(reverse("viewer:dataset_figures", args=[dataset.pk]))
-    assert figures.status_code < 500, figures.content[:500]
+    assert figures.status_code == 200, figures.content[:500]
+    bundle = figures.json()
+    assert bundle["diffraction"]["ndim"] == 3 and bundle["object"]["isosurface"]["data"]
+    train_form = client.get(reverse("viewer:job_new") + "?kind=train").content.decode()
+    assert f'value="{dataset.pk}"' in train_form and "none: simulate" in train_form
+    predict_form = client.get(reverse("viewer:job_new") + "?kind=predict").content.decode()
+    assert f'value="{dataset.pk}"' not in predict_form
     assert cast.client(cast.outsider).get(reverse("viewer:dataset", args=[dataset.pk])).status_code == 404

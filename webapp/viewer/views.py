@@ -185,15 +185,54 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": dataset,
         "metadata_rows": _flat_metadata(dataset.metadata or {}),
         "jobs": selectors.jobs_visible_to(request.user).filter(dataset=dataset)[:50],
-        "job_kinds": [k for k in schemas.NEEDS_DATASET if k != "refine"] if dataset.kind != "object" else [],
+        "job_kinds": _dataset_job_kinds(dataset),
     }
     return render(request, "viewer/dataset.html", context)
 
 
+def _dataset_job_kinds(dataset: Dataset) -> list[str]:
+    """The job kinds a dataset page offers: train for a simulated set, none for an object."""
+    if dataset.kind == "object":
+        return []
+    optional = [k for k, wanted in schemas.OPTIONAL_DATASET.items() if wanted == dataset.kind]
+    if optional:
+        return optional
+    return [k for k in schemas.NEEDS_DATASET if k != "refine"]
+
+
+def _job_datasets(user: Any, kind: str) -> Any:
+    """The datasets a submit form of ``kind`` may choose from (simulated sets only for train)."""
+    visible = selectors.datasets_visible_to(user)
+    if kind in schemas.OPTIONAL_DATASET:
+        return visible.filter(kind=schemas.OPTIONAL_DATASET[kind])[:200]
+    if kind in schemas.NEEDS_DATASET:
+        return visible.exclude(kind__in=set(schemas.OPTIONAL_DATASET.values()))[:200]
+    return []
+
+
 def _dataset_bundle(dataset: Dataset) -> dict[str, Any]:
-    """Figures of a dataset file: an object's isosurface and slices, or diffraction slices + 3D."""
+    """Figures of a dataset file: an object's isosurface and slices, or diffraction slices + 3D.
+
+    A simulated training set shows its first pattern and that pattern's true object.
+    """
     from reconstruction.io import load_data, load_object
 
+    if dataset.kind == "simulated-set":
+        from reconstruction.simulate import StoredDataset
+
+        stored = StoredDataset(str(dataset.path))
+        try:
+            first = stored.sample(0)
+        finally:
+            stored.close()
+        intensity = np.asarray(first["intensity"], dtype=np.float32)
+        mask = np.asarray(first["mask"], dtype=bool)
+        amplitude = np.asarray(first["amplitude"], dtype=np.float32)
+        obj = amplitude * np.exp(1j * np.asarray(first["phase"], dtype=np.float32))
+        support = amplitude > 0.1 * float(amplitude.max() or 1.0)
+        return {"kind": "diffraction", "note": "first pattern of the simulated set and its true object",
+                "diffraction": figures.diffraction_bundle(intensity, mask),
+                "object": figures.object_bundle(obj.astype(np.complex64), support)}
     if dataset.kind == "object":
         data = load_object(str(dataset.path))
         return {"kind": "object", "object": figures.object_bundle(np.asarray(data.obj), data.support)}
@@ -293,7 +332,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "fields": _spec_rows(kind, values),
         "presets": schemas.PRESETS.get(kind, {}),
         "dataset": dataset,
-        "datasets": selectors.datasets_visible_to(request.user)[:200] if kind in schemas.NEEDS_DATASET else [],
+        "datasets": _job_datasets(request.user, kind),
+        "dataset_optional": kind in schemas.OPTIONAL_DATASET,
         "parent": parent,
         "parents": selectors.jobs_visible_to(request.user).filter(status="succeeded")[:100] if kind == "refine" else [],
         "versions": versions if kind in ("predict", "pipeline", "finetune") else [],

@@ -39,10 +39,13 @@
       }
     } else {
       const d = bundle.diffraction;
-      if (bundle.volume3d) {
+      // a simulated training set: its first pattern, and the true object's isosurface in 3D
+      const volume = bundle.volume3d || (bundle.object && bundle.object.isosurface);
+      if (volume) {
         $("panel-3d").hidden = false;
-        plots.push(Plotly.newPlot("plot-3d", bundle.volume3d.data, bundle.volume3d.layout, CDI.PLOT_CONFIG));
+        plots.push(Plotly.newPlot("plot-3d", volume.data, volume.layout, CDI.PLOT_CONFIG));
       }
+      if (bundle.note) $("slices-title").textContent += ` — ${bundle.note}`;
       $("panel-slices").hidden = false;
       if (d.ndim === 3) {
         const viewer = new CDI.SliceViewer($("plot-slices"), d.slices, [d.measured], { index: d.index, names: ["measured"], binning: d.binning });
