@@ -132,15 +132,9 @@ def prepared_input(job: Job) -> str:
     Predict jobs prepare the data to the network's box (``prepared.cxi`` in their folder); the
     refinement must run on that same grid.
     """
-    ancestor = job.parent
-    while ancestor is not None:
-        folders = [ancestor.result_dir]
-        if ancestor.kind == "pipeline":  # its predict step holds the prepared data
-            folders += [step.result_dir for step in Job.objects.filter(parent=ancestor, kind="predict")]
-        for folder in folders:
-            if (folder / "prepared.cxi").is_file():
-                return str(folder / "prepared.cxi")
-        ancestor = ancestor.parent
+    prepared = job.parent.prepared_files() if job.parent is not None else []
+    if prepared:
+        return str(prepared[0])
     if job.dataset is None:
         from reconstruction.errors import InvalidDataError
 

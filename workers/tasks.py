@@ -62,12 +62,12 @@ class ValidationNoAnswer(Exception):
 
 def inspect_upload_answer(path: str) -> dict:
     """Check a file with the library: {"info": jsonable inspect_file dict} or {"error": its message}."""
-    from reconstruction.cli.common import to_jsonable
     from reconstruction.errors import ReconstructionError
+    from reconstruction.io.jsonable import jsonable
     from reconstruction.io.workflow import inspect_file
 
     try:
-        return {"info": to_jsonable(dict(inspect_file(path)))}
+        return {"info": jsonable(dict(inspect_file(path)))}
     except ReconstructionError as exc:
         return {"error": str(exc)}
     except MemoryError:

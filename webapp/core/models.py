@@ -153,6 +153,19 @@ class Job(models.Model):
         """The JSON summary: MEDIA_ROOT/jobs/<id>/summary.json."""
         return self.result_dir / "summary.json"
 
+    def prepared_files(self) -> list[Path]:
+        """Existing ``prepared.cxi`` files on this job's data grid, most specific first: its own
+        (or, for a pipeline, its predict step's), then those of its parent, grandparent, …"""
+        files: list[Path] = []
+        node: Job | None = self
+        while node is not None:
+            folders = [node.result_dir]
+            if node.kind == "pipeline":  # its predict step holds the prepared data
+                folders += [step.result_dir for step in Job.objects.filter(parent=node, kind="predict")]
+            files += [folder / "prepared.cxi" for folder in folders]
+            node = node.parent
+        return [f for f in files if f.is_file()]
+
     @property
     def is_finished(self) -> bool:
         """True once succeeded, failed or cancelled."""

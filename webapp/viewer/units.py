@@ -14,17 +14,10 @@ from webapp.core.models import Job
 
 def _data_files(job: Job) -> list[Path]:
     """Candidate data files of ``job``'s result grid, most specific first."""
-    files: list[Path] = []
-    node: Job | None = job
-    while node is not None:
-        folders = [node.result_dir]
-        if node.kind == "pipeline":  # its predict step holds the prepared data
-            folders += [step.result_dir for step in Job.objects.filter(parent=node, kind="predict")]
-        files += [folder / "prepared.cxi" for folder in folders]
-        node = node.parent
-    if job.dataset is not None:
+    files = job.prepared_files()
+    if job.dataset is not None and job.dataset.path.is_file():
         files.append(job.dataset.path)
-    return [f for f in files if f.is_file()]
+    return files
 
 
 def job_voxel_size_m(job: Job, shape: tuple[int, ...]) -> tuple[float | None, ...] | None:

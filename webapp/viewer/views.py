@@ -227,9 +227,10 @@ def _dataset_bundle(dataset: Dataset) -> dict[str, Any]:
             stored.close()
         intensity = np.asarray(first["intensity"], dtype=np.float32)
         mask = np.asarray(first["mask"], dtype=bool)
-        amplitude = np.asarray(first["amplitude"], dtype=np.float32)
-        obj = amplitude * np.exp(1j * np.asarray(first["phase"], dtype=np.float32))
-        support = amplitude > 0.1 * float(amplitude.max() or 1.0)
+        from reconstruction.phasing.support import support_from_object
+
+        obj = np.asarray(first["amplitude"], dtype=np.float32) * np.exp(1j * np.asarray(first["phase"], dtype=np.float32))
+        support = support_from_object(obj, threshold=0.1)
         return {"kind": "diffraction", "note": "first pattern of the simulated set and its true object",
                 "diffraction": figures.diffraction_bundle(intensity, mask),
                 "object": figures.object_bundle(obj.astype(np.complex64), support)}
