@@ -39,6 +39,18 @@ def register(subparsers) -> None:
     parser.add_argument("--width", type=int, default=None, help="channels after the stem")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL.pt",
+        help="start from this checkpoint's weights ('default' = the shipped model)",
+    )
+    parser.add_argument(
+        "--anneal-minutes",
+        type=float,
+        default=None,
+        help="cosine-decay the lr to lr_min over the last minutes of the --minutes budget",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -60,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         "n_train": args.n_train,
         "width": args.width,
         "lr": args.lr,
+        "init_from": args.init_from,
+        "anneal_minutes": args.anneal_minutes,
     }
     for item in args.set:
         if "=" not in item:

@@ -24,7 +24,7 @@ import os
 import pickle
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -88,7 +88,7 @@ def save_checkpoint(
         "history": {k: [float(x) for x in v] for k, v in (history or {}).items()},
         "metrics": dict(metrics or {}),
         "code_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parent": dict(parent) if parent else None,
         "patterns_sha256": list(patterns_sha256 or []),
     }

@@ -71,7 +71,10 @@ class TrainRecipe:
     seeds every epoch when ``fresh_each_epoch``; validation uses ``n_val`` patterns of seeds
     disjoint from training. ``loss`` is "mae" (masked mean absolute error of Parseval-normalised
     amplitudes), "chi2_pearson" or "hybrid" (adds a supervised real-space term, needs truths).
-    ``minutes`` bounds the wall-clock time (0 = no bound).
+    ``minutes`` bounds the wall-clock time (0 = no bound); the last ``anneal_minutes`` of it
+    decay the learning rate along a half cosine from its value then to ``lr_min`` (the plateau
+    schedule stops there). ``init_from`` starts from a checkpoint's weights ("default" = the
+    shipped model) instead of a random initialisation; its architecture must match.
     """
 
     name: str = "default"
@@ -100,6 +103,9 @@ class TrainRecipe:
     plateau_factor: float = 0.5
     early_stop_patience: int = 6
     minutes: float = 0.0
+    anneal_minutes: float = 0.0
+    lr_min: float = 1e-5
+    init_from: str = ""
     num_workers: int = 0
     mixed_precision: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +117,15 @@ class TrainRecipe:
             raise ConfigError("n_train, epochs and batch_size must be >= 1 and n_val >= 0")
         if not 0.0 < self.lr < 1.0:
             raise ConfigError(f"learning rate must be in (0, 1), got {self.lr}")
+        if self.anneal_minutes < 0 or self.minutes < 0:
+            raise ConfigError("minutes and anneal_minutes must be >= 0")
+        if self.anneal_minutes > 0 and not 0 < self.anneal_minutes <= self.minutes:
+            raise ConfigError(
+                f"anneal_minutes ({self.anneal_minutes}) needs a time budget `minutes` at least "
+                f"as long, got minutes={self.minutes}"
+            )
+        if not 0.0 <= self.lr_min <= self.lr:
+            raise ConfigError(f"lr_min must be in [0, lr], got {self.lr_min}")
 
     def model_config(self) -> ModelConfig:
         """Return the ``ModelConfig`` this recipe trains."""

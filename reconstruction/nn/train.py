@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -209,6 +210,12 @@ class FitResult:
     stopped_because: str = "epochs"
 
 
+def anneal_lr(lr_start: float, lr_end: float, fraction: float) -> float:
+    """Return the half-cosine learning rate at ``fraction`` (0..1, clipped) of the anneal."""
+    t = min(max(fraction, 0.0), 1.0)
+    return lr_end + 0.5 * (lr_start - lr_end) * (1.0 + math.cos(math.pi * t))
+
+
 def fit(
     model: torch.nn.Module,
     train_set: Dataset,
@@ -229,7 +236,9 @@ def fit(
     validation loss flagged in ``history["is_best"]`` (the caller saves checkpoints there).
     ``fresh_train_set(epoch)`` may return new training data each epoch (streamed simulation).
     Stops at ``recipe.epochs``, at early stopping (``early_stop_patience`` epochs without a
-    better validation loss), at the ``recipe.minutes`` budget, or raises ``Cancelled``.
+    better validation loss), at the ``recipe.minutes`` budget, or raises ``Cancelled``. The
+    learning rate follows reduce-on-plateau, then ``anneal_lr`` in the last
+    ``recipe.anneal_minutes`` of the budget.
     """
     info = dist_info or DistInfo()
     model.to(device)
@@ -254,6 +263,8 @@ def fit(
     result = FitResult(history=history)
     start = time.monotonic()
     budget_s = recipe.minutes * 60.0 if recipe.minutes > 0 else math.inf
+    anneal_s = recipe.anneal_minutes * 60.0
+    anneal_from: float | None = None  # the learning rate when annealing began
     since_best = 0
 
     def loader(data: Dataset, *, shuffle: bool, epoch: int) -> DataLoader:
@@ -295,6 +306,15 @@ def fit(
             loss = batch_loss(net, batch, recipe=recipe, threshold=threshold, device=device)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
+            elapsed = time.monotonic() - start
+            if anneal_s > 0 and elapsed >= budget_s - anneal_s:
+                if anneal_from is None:
+                    anneal_from = optimiser.param_groups[0]["lr"]
+                lr = anneal_lr(
+                    anneal_from, recipe.lr_min, (elapsed - (budget_s - anneal_s)) / anneal_s
+                )
+                for group in optimiser.param_groups:
+                    group["lr"] = lr
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip > 0:
@@ -326,7 +346,8 @@ def fit(
             # the bare module: DDP's forward would broadcast buffers, a collective that
             # deadlocks when ranks hold different numbers of validation batches
             val_loss = evaluate(model, val_set, recipe=recipe, device=device, dist_info=info)
-        scheduler.step(val_loss)
+        if anneal_from is None:
+            scheduler.step(val_loss)
         is_best = val_loss < result.best_val_loss
         if is_best:
             result.best_val_loss = val_loss

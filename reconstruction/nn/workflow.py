@@ -58,6 +58,21 @@ def _resolve_checkpoint(checkpoint_path: str | os.PathLike | None, dims: int = 3
     return path
 
 
+def _warm_start(model: PhaseNet, recipe: TrainRecipe) -> dict[str, str]:
+    """Copy ``recipe.init_from``'s weights into ``model``; return the parent's name and sha256."""
+    source = None if recipe.init_from == "default" else recipe.init_from
+    loaded = load_checkpoint(_resolve_checkpoint(source, recipe.dims), device="cpu")
+    wanted = model.config.to_dict()
+    if loaded.config != wanted:
+        differ = sorted(k for k in wanted if loaded.config.get(k) != wanted[k])
+        raise ConfigError(
+            f"init_from {recipe.init_from!r} has another architecture than the recipe "
+            f"(differs in {differ}); set width/depth/shape to the checkpoint's"
+        )
+    model.load_state_dict(loaded.model.state_dict())
+    return {"name": str(loaded.name), "weights_sha256": str(loaded.weights_sha256)}
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Return the sha256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
@@ -175,6 +190,7 @@ def train_model(
         torch.cuda.set_device(dev)
     torch.manual_seed(rec.seed)
     model = PhaseNet(rec.model_config())
+    parent_info = _warm_start(model, rec) if rec.init_from else None
     truths = rec.loss == "hybrid"
 
     def sim_stage(stage: str, offset: float, width: float) -> ProgressCallback | None:
@@ -221,6 +237,7 @@ def train_model(
                 name=name,
                 recipe=description,
                 history=history,
+                parent=parent_info,
                 metrics={
                     "best_val_loss": history["val_loss"][-1],
                     "best_epoch": epoch,
@@ -271,8 +288,10 @@ def train_model(
             history=result.history,
             metrics={**summary["metrics"], "seconds": result.seconds,
                      "stopped_because": result.stopped_because},
+            parent=parent_info,
         )
         _, payload = load_checkpoint(out_path)
+        summary["parent"] = parent_info
         summary["model_name"] = payload["name"]
         summary["model_sha256"] = payload["weights_sha256"]
     if info.active:

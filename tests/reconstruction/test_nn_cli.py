@@ -23,6 +23,14 @@ def test_train_command_writes_a_checkpoint_with_recipe_and_history(tmp_path, cap
     loaded = load_checkpoint(out)
     assert loaded.recipe["simulation"]["shape"] == 16 and loaded.recipe["n_train"] == 8
     assert loaded.history["val_loss"] and loaded.weights_sha256 == summary["model_sha256"]
+    # a second stage warm-started from the first, annealing over its whole budget
+    code = main(["train", "--recipe", "tiny", "--out", str(tmp_path / "stage2.pt"), "--epochs",
+                 "1", "--set", "n_train=8", "--init-from", str(out), "--minutes", "1",
+                 "--anneal-minutes", "1", "--device", "cpu", "--json"])
+    assert code == 0
+    stage2 = json.loads(capsys.readouterr().out)
+    assert stage2["parent"]["weights_sha256"] == summary["model_sha256"]
+    assert stage2["recipe"]["init_from"] == str(out) and stage2["recipe"]["anneal_minutes"] == 1
 
 
 def test_predict_and_finetune_commands_run_on_a_prepared_file(tmp_path, capsys):
