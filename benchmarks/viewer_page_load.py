@@ -106,14 +106,18 @@ def _load(page, url: str) -> dict:
     }
 
 
-def measure(base: str, job_id: int, repeat: int) -> dict:
-    """Per run: a fresh browser context (cold cache), then the same page again (warm cache)."""
+def measure(bases: dict[str, str], job_id: int, repeat: int) -> dict:
+    """Per run and bundle: a fresh browser context (cold cache), then the same page again (warm).
+
+    ``bases`` maps a plotly.js bundle to the server that serves it; the bundles alternate within
+    each run, so they are measured side by side under the same machine load.
+    """
     from playwright.sync_api import sync_playwright
 
     results = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        for i in range(repeat):
+        for i, (bundle, base) in ((i, b) for i in range(repeat) for b in bases.items()):
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
             page.goto(f"{base}/accounts/login/")
@@ -123,8 +127,8 @@ def measure(base: str, job_id: int, repeat: int) -> dict:
             page.wait_for_url(f"{base}/")
             cold = _load(page, f"{base}/jobs/{job_id}/")
             warm = _load(page, f"{base}/jobs/{job_id}/")
-            results.append({"run": i, "cold": cold, "warm": warm})
-            if i == repeat - 1:
+            results.append({"run": i, "bundle": bundle, "cold": cold, "warm": warm})
+            if i == repeat - 1 and bundle == next(iter(bases)):
                 shots = ROOT / "test-artifacts"
                 shots.mkdir(exist_ok=True)
                 page.screenshot(path=str(shots / "bench_result_page.png"), full_page=True)
@@ -144,35 +148,41 @@ def main() -> int:
     parser.add_argument("--shape", type=int, default=64)
     parser.add_argument("--keep", action="store_true", help="keep the var folder")
     parser.add_argument("--out", type=Path, help="also write the JSON summary to this file")
+    parser.add_argument("--bundles", nargs="+", default=["plotly/plotly-cdi.min.js"],
+                        help="plotly.js static paths to compare (CDI_PLOTLY_JS), e.g. also vendor/plotly.min.js")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="viewer-bench-"))
-    port = free_port()
-    server = None
+    servers = []
     try:
         job_id = seed(var, args.shape)
-        env = dict(os.environ, CDI_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="webapp.settings", DJANGO_DEBUG="1")
-        server = subprocess.Popen([PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        summary = measure(f"http://127.0.0.1:{port}", job_id, args.repeat)
-        runs = summary["runs"]
+        bases = {}
+        for bundle in args.bundles:
+            port = free_port()
+            env = dict(os.environ, CDI_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="webapp.settings", DJANGO_DEBUG="1",
+                       CDI_PLOTLY_JS=bundle)
+            servers.append(subprocess.Popen([PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=ROOT,
+                                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for _ in range(100):
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            bases[bundle] = f"http://127.0.0.1:{port}"
+        summary = measure(bases, job_id, args.repeat)
+        keys = ("dom_content_loaded_ms", "data_ms", "figures2d_ms", "labels_ms", "first_render_ms", "all_figures_ms")
         summary.update(
             shape=args.shape,
             load_average=os.getloadavg(),
-            median_ms={f"{cache}_{key}": _median([r[cache][key] for r in runs])
-                       for cache in ("cold", "warm") for key in ("dom_content_loaded_ms", "data_ms", "figures2d_ms", "labels_ms",
-                                                                 "first_render_ms", "all_figures_ms")},
+            median_ms={bundle: {f"{cache}_{key}": _median([r[cache][key] for r in summary["runs"] if r["bundle"] == bundle])
+                                for cache in ("cold", "warm") for key in keys}
+                       for bundle in args.bundles},
         )  # fmt: skip
         text = json.dumps(summary, indent=2)
         print(text)
         if args.out:
             args.out.write_text(text)
     finally:
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait(timeout=10)
         if not args.keep:

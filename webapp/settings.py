@@ -3,6 +3,7 @@
 Variables: DATABASE_URL, REDIS_URL, MEDIA_ROOT, DJANGO_SECRET_KEY, DJANGO_DEBUG,
 DJANGO_ALLOWED_HOSTS, CDI_UPLOAD_LIMIT_BYTES (default 2 GB), CDI_DEVICE (auto|cpu|cuda),
 CDI_VALIDATE_IN_WORKER (default 1), CDI_VALIDATION_TIMEOUT (seconds, default 120),
+CDI_PLOTLY_JS (static path of the plotly.js bundle, default the viewer's partial bundle),
 and the job-machinery knobs documented in docs/webapp.md: CDI_HEARTBEAT_S, CDI_JOB_STALE_S,
 CDI_SWEEP_INTERVAL_S, CDI_PROGRESS_INTERVAL_S, CDI_CANCEL_POLL_S, CDI_VISIBILITY_TIMEOUT_S,
 CDI_TIME_LIMITS_S (JSON {kind: seconds}).
@@ -64,6 +65,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webapp.viewer.context.plotly_js",
             ],
         },
     },
@@ -93,6 +95,9 @@ STATICFILES_DIRS = [
     BASE_DIR / "frontend" / "static",
     ("vendor", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"),
 ]
+# The pages load plotly.js restricted to the traces they draw (frontend/plotly-bundle/README.md);
+# "vendor/plotly.min.js" is the package's full bundle.
+CDI_PLOTLY_JS = os.environ.get("CDI_PLOTLY_JS", "plotly/plotly-cdi.min.js")
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 LOGIN_URL = "/accounts/login/"
