@@ -262,3 +262,44 @@ def test_isosurface_in_nm_is_the_voxel_isosurface_scaled_per_axis():
         np.testing.assert_allclose(scaled, size * plain, rtol=1e-6)
     assert nm["layout"]["scene"]["xaxis"]["title"]["text"] == "x (nm)"
     assert vox["layout"]["scene"]["xaxis"]["title"]["text"] == "x (voxel)"
+
+
+def test_diffraction_of_a_ball_has_its_first_minimum_at_q_4_493_over_r_in_nm():
+    n, radius, d_nm = 64, 6.0, 5.0
+    amplitude, coords = ball(n, radius)
+    intensity = np.abs(farfield(amplitude.astype(np.complex64))) ** 2
+    bundle = figures.diffraction_bundle(intensity.astype(np.float32), voxel_size_m=(d_nm * 1e-9,) * 3)
+    assert bundle["q_step"] == pytest.approx([2 * math.pi / (n * d_nm)] * 3)
+    trace = bundle["slices"]["data"][0]  # measured, slice along z through the peak: qx horizontal
+    layout = bundle["slices"]["layout"]
+    assert layout["xaxis"]["title"]["text"] == "qx (nm⁻¹)" and layout["yaxis"]["title"]["text"] == "qy (nm⁻¹)"
+    row = encoding_decode(trace["z"])[n // 2]
+    q = trace["x0"] + trace["dx"] * np.arange(row.size)
+    assert q[n // 2] == pytest.approx(0.0)  # q = 0 at the peak
+    right = row[n // 2:]
+    first_min = n // 2 + int(np.argmax(np.diff(right) > 0))  # first pixel where it rises again
+    # the ball's edge is one voxel wide: effective radius ≈ radius + 0.5 (the 0.5 contour)
+    expected = 4.493 / ((radius + 0.5) * d_nm)
+    assert abs(q[first_min] - expected) <= trace["dx"]
+
+
+def test_diffraction_axes_stay_in_pixels_where_the_voxel_size_is_unknown():
+    amplitude, _ = ball(16, 4.0)
+    intensity = (np.abs(farfield(amplitude.astype(np.complex64))) ** 2).astype(np.float32)
+    unknown = figures.diffraction_bundle(intensity)
+    assert unknown["q_step"] is None
+    assert unknown["slices"]["layout"]["xaxis"]["title"]["text"] == "x (pixel)"
+    # detector axes known, rocking axis not (no Bragg angle): q in-plane, frames along z
+    partial = figures.diffraction_bundle(intensity, voxel_size_m=(None, 4e-9, 4e-9))
+    layout = partial["slices"]["layout"]
+    assert layout["xaxis"]["title"]["text"] == "qx (nm⁻¹)" and "scaleanchor" in layout["yaxis"]
+    assert layout["yaxis2"]["title"]["text"] == "z (pixel)" and "scaleanchor" not in layout["yaxis2"]
+
+
+def encoding_decode(spec: dict) -> np.ndarray:
+    """Decode a plotly typed-array spec back to numpy."""
+    import base64
+
+    dtype = {"f4": np.float32, "f8": np.float64}[spec["dtype"]]
+    shape = tuple(int(s) for s in str(spec["shape"]).split(","))
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtype).reshape(shape)

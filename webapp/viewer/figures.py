@@ -192,11 +192,12 @@ SLICE_AXES_3D = [("x", "y"), ("x", "z"), ("y", "z")]  # (horizontal, vertical) o
 
 
 def _grid_layout(
-    titles: list[list[str]], *, axes: list[tuple[str, str]], unit: str = "voxel", height: int
+    titles: list[list[str]], *, axes: list[tuple[str, str]], unit: str | None = "voxel", height: int
 ) -> dict[str, Any]:
     """Layout of a rows × cols grid of image subplots with square pixels (axes named xN/yN).
 
-    titles : one list of column titles per row; axes : (horizontal, vertical) names per column.
+    titles : one list of column titles per row; axes : (horizontal, vertical) names per column,
+    titled "name (unit)", or as given when ``unit`` is None.
     """
     rows, cols = len(titles), len(titles[0])
     layout: dict[str, Any] = {"height": height, "margin": {"l": 40, "r": 10, "t": 30, "b": 35},
@@ -212,10 +213,10 @@ def _grid_layout(
             y1 = 1.0 - r * (h + gap_y)
             horiz, vert = axes[c]
             layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}",
-                                        "title": {"text": f"{horiz} ({unit})", "standoff": 2},
+                                        "title": {"text": horiz if unit is None else f"{horiz} ({unit})", "standoff": 2},
                                         "constrain": "domain"}  # fmt: skip
             layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}",
-                                        "title": {"text": f"{vert} ({unit})", "standoff": 2},
+                                        "title": {"text": vert if unit is None else f"{vert} ({unit})", "standoff": 2},
                                         "scaleanchor": f"x{suffix}", "constrain": "domain"}  # fmt: skip
             layout["annotations"].append({"text": titles[r][c], "xref": "paper", "yref": "paper",
                                           "x": x0 + width / 2, "y": y1, "yanchor": "bottom",
@@ -325,6 +326,31 @@ def log_intensity(intensity: np.ndarray, mask: np.ndarray | None = None) -> np.n
     return out.astype(np.float32)
 
 
+def q_steps_per_nm(voxel_size_m: tuple[float | None, ...] | None, shape: tuple[int, ...]) -> list[float | None] | None:
+    """Reciprocal-space pixel size Δq = 2π / (N·d) in nm⁻¹ per axis (axis 0 first) of a grid
+    ``shape`` whose real-space voxel is ``voxel_size_m`` (m); None on an axis where d is unknown,
+    None overall when it is unknown on every axis."""
+    sizes = list(voxel_size_m or [None] * len(shape))
+    steps = [2.0 * math.pi / (n * float(d) * 1e9) if d is not None and math.isfinite(d) and d > 0 else None
+             for n, d in zip(shape, sizes)]  # fmt: skip
+    return steps if len(steps) == len(shape) and any(v is not None for v in steps) else None
+
+
+def _axis_placement(
+    ndim: int, q_step: list[float | None] | None, binning: int, peak: tuple[int, ...]
+) -> tuple[list[float], list[float], list[str]]:
+    """Per axis: position of (binned) pixel 0, step per binned pixel and axis title. Axes with a
+    known Δq are in nm⁻¹ from the (binned) ``peak`` pixel, the others in pixels."""
+    pixel = "pixel" if binning == 1 else f"pixel ×{binning}"
+    first, step, titles = [], [], []
+    for name, centre, dq in zip(AXIS_NAMES[-ndim:], peak, q_step or [None] * ndim):
+        if dq is None:
+            first.append(0.0), step.append(1.0), titles.append(f"{name} ({pixel})")
+        else:
+            first.append(-centre * binning * dq), step.append(binning * dq), titles.append(f"q{name} (nm⁻¹)")
+    return first, step, titles
+
+
 def diffraction_slices_figure(
     measured_log: np.ndarray,
     calculated_log: np.ndarray | None,
@@ -332,30 +358,46 @@ def diffraction_slices_figure(
     index: tuple[int, ...] = (),
     zmax: float,
     binning: int = 1,
+    q_step: list[float | None] | None = None,
 ) -> dict[str, Any]:
     """Return measured and (when given) calculated log10 intensity images on one colour scale.
 
     3D: slices along z, y, x at ``index`` (measured top, calculated bottom); 2D: the images
     side by side. measured_log, calculated_log : log10(1 + photons), NaN = masked;
-    binning : factor the arrays were binned by (axes then count binned pixels, labelled so).
+    binning : factor the arrays were binned by (axes then count binned pixels, labelled so);
+    q_step : Δq per un-binned pixel (nm⁻¹, axis 0 first, None where unknown): those axes are
+    then in nm⁻¹ from the pixel at ``index`` (the peak), the others in pixels.
     """
-    unit = "pixel" if binning == 1 else f"pixel ×{binning}"
+    ndim = measured_log.ndim
+    peak = tuple(index) if len(index) == ndim else tuple(n // 2 for n in measured_log.shape)
+    first, step, names = _axis_placement(ndim, q_step, binning, peak)
     rows = [("measured", measured_log)] + ([("calculated", calculated_log)] if calculated_log is not None else [])
     traces = []
-    if measured_log.ndim == 2:
+    hover = "(%{x:.3g}, %{y:.3g})<br>"
+    if ndim == 2:
         titles = [[name for name, _ in rows]]
         for c, (name, img) in enumerate(rows):
-            traces.append(_heatmap(img, c + 1, origin=(0, 0), coloraxis="coloraxis",
-                                   hovertemplate=f"{name} log10(I+1) %{{z:.2f}}<extra></extra>"))  # fmt: skip
-        layout = _grid_layout(titles, axes=[("x", "y")] * len(rows), unit=unit, height=420)
+            trace = _heatmap(img, c + 1, origin=(0, 0), coloraxis="coloraxis",
+                             hovertemplate=f"{hover}{name} log10(I+1) %{{z:.2f}}<extra></extra>")  # fmt: skip
+            trace.update(x0=first[1], dx=step[1], y0=first[0], dy=step[0])
+            traces.append(trace)
+        layout = _grid_layout(titles, axes=[(names[1], names[0])] * len(rows), unit=None, height=420)
     else:
         titles = [[f"{name}, {AXIS_NAMES[a]} = {index[a]}" for a in range(3)] for name, _ in rows]
+        planes = [(2, 1), (2, 0), (1, 0)]  # (horizontal, vertical) array axes of slices along z, y, x
         for r, (name, vol) in enumerate(rows):
             for a in range(3):
-                traces.append(_heatmap(take_slice(vol, a, index[a]), r * 3 + a + 1, origin=(0, 0),
-                                       coloraxis="coloraxis",
-                                       hovertemplate=f"{name} log10(I+1) %{{z:.2f}}<extra></extra>"))  # fmt: skip
-        layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=60 + 300 * len(rows))
+                trace = _heatmap(take_slice(vol, a, index[a]), r * 3 + a + 1, origin=(0, 0), coloraxis="coloraxis",
+                                 hovertemplate=f"{hover}{name} log10(I+1) %{{z:.2f}}<extra></extra>")  # fmt: skip
+                h, v = planes[a]
+                trace.update(x0=first[h], dx=step[h], y0=first[v], dy=step[v])
+                traces.append(trace)
+        axes = [(names[h], names[v]) for h, v in planes]
+        layout = _grid_layout(titles, axes=axes, unit=None, height=60 + 300 * len(rows))
+    for key in [k for k in layout if k.startswith("yaxis")]:
+        x_title = layout[key.replace("yaxis", "xaxis")]["title"]["text"]
+        if x_title.endswith("(nm⁻¹)") != layout[key]["title"]["text"].endswith("(nm⁻¹)"):
+            layout[key].pop("scaleanchor", None)  # q against pixels: no common scale
     _pin_ranges(layout, traces)
     layout["coloraxis"] = {"colorscale": INTENSITY_COLORSCALE, "cmin": 0, "cmax": zmax,
                            "colorbar": {"title": {"text": "log10 intensity<br>(1 + photons)"}, "x": 0.9}}  # fmt: skip
@@ -618,14 +660,17 @@ def object_bundle(
 
 
 def diffraction_bundle(
-    intensity: np.ndarray, mask: np.ndarray | None = None, *, obj: np.ndarray | None = None
+    intensity: np.ndarray, mask: np.ndarray | None = None, *, obj: np.ndarray | None = None,
+    voxel_size_m: tuple[float | None, ...] | None = None,
 ) -> dict[str, Any]:
     """Return measured (and calculated from ``obj``) log-intensity volumes and their slice figure.
 
     intensity : (Z, Y, X) or (Y, X) photon counts; mask : True = excluded; obj : the
-    reconstruction on the same grid, centred. Arrays larger than ``MAX_SLICE_SIDE`` per axis
-    (3D) or 4× that (2D) are mean-binned (the factor is ``binning``); the default slice goes
-    through the (binned) peak. 2D bundles carry no volumes, only the figure.
+    reconstruction on the same grid, centred; voxel_size_m : the real-space voxel (m per axis)
+    of this grid: when known on every axis the slices are in Δq (nm⁻¹, ``q_step``), else in
+    pixels. Arrays larger than ``MAX_SLICE_SIDE`` per axis (3D) or 4× that (2D) are mean-binned
+    (the factor is ``binning``); the default slice goes through the (binned) peak. 2D bundles
+    carry no volumes, only the figure.
     """
     meas = log_intensity(intensity, mask)
     calc = log_intensity(scaled_calculated_intensity(obj, intensity, mask)) if obj is not None else None
@@ -644,8 +689,10 @@ def diffraction_bundle(
         "binning": factor,
         "index": list(index),
         "zmax": zmax,
-        "slices": diffraction_slices_figure(meas_b, calc_b, index=index, zmax=zmax, binning=factor),
+        "q_step": q_steps_per_nm(voxel_size_m, tuple(intensity.shape)),
     }
+    out["slices"] = diffraction_slices_figure(meas_b, calc_b, index=index, zmax=zmax, binning=factor,
+                                              q_step=out["q_step"])  # fmt: skip
     if intensity.ndim == 3:
         out["measured"] = encode_volume(meas_b, lo=0.0, hi=zmax)
         if calc_b is not None:
@@ -712,7 +759,7 @@ def result_bundle(
     if intensity is not None and np.shape(intensity) == obj.shape:
         mask = getattr(record, "mask", None)
         mask = None if mask is None or np.shape(mask) != obj.shape else np.asarray(mask, dtype=bool)
-        bundle["diffraction"] = diffraction_bundle(np.asarray(intensity), mask, obj=obj)
+        bundle["diffraction"] = diffraction_bundle(np.asarray(intensity), mask, obj=obj, voxel_size_m=voxel_size_m)
     if record.curves:
         bundle["errors"] = error_curves_figure(record.curves, algorithm=record.algorithm or "")
     arrays = record.arrays or {}

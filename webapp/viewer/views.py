@@ -237,10 +237,14 @@ def _dataset_bundle(dataset: Dataset) -> dict[str, Any]:
     if dataset.kind == "object":
         data = load_object(str(dataset.path))
         return {"kind": "object", "object": figures.object_bundle(np.asarray(data.obj), data.support)}
+    from reconstruction.io.voxel import voxel_size_m
+
     data = load_data(str(dataset.path))
     intensity = np.asarray(data.intensity, dtype=np.float32)
     mask = np.asarray(data.mask, dtype=bool)
-    bundle: dict[str, Any] = {"kind": "diffraction", "diffraction": figures.diffraction_bundle(intensity, mask)}
+    voxel = voxel_size_m(data.metadata, tuple(intensity.shape))
+    bundle: dict[str, Any] = {"kind": "diffraction",
+                              "diffraction": figures.diffraction_bundle(intensity, mask, voxel_size_m=voxel)}  # fmt: skip
     if intensity.ndim == 3:
         bundle["volume3d"] = figures.intensity_isosurface_figure(intensity, mask)
     return bundle
