@@ -355,7 +355,49 @@ def _metadata(handle, entry: h5py.Group, groups, dset: h5py.Dataset) -> Metadata
                     break
             if meta.rocking_axis:
                 break
+        _bragg_angle(entry, meta)
     return meta
+
+
+# Detector-arm positioners (deg) whose two angles give the scattering angle 2θ, and direct 2θ.
+DETECTOR_ARMS = (("delta", "gamma"), ("nu", "delta"))
+TWO_THETA_NAMES = ("two_theta", "2theta", "tth")
+
+
+def _bragg_angle(entry: h5py.Group, meta: Metadata) -> None:
+    """Put θ_B (deg) in ``meta.extra["bragg_angle_deg"]`` from the instrument's positioners."""
+    from reconstruction.io.voxel import bragg_angle_from_detector_arms
+
+    groups = [entry.get(p) for p in ("instrument_1/positioners", "instrument_1/detector_1", "instrument/positioners")]
+    groups = [g for g in groups if isinstance(g, h5py.Group)]
+    if not groups or "bragg_angle_deg" in meta.extra:
+        return
+
+    def angle(name: str) -> float | None:
+        for g in groups:
+            d = g.get(name)
+            if isinstance(d, h5py.Dataset) and _numeric(d.dtype) and 1 <= (d.size or 0) <= 1_000_000:
+                value = float(np.ravel(d[()])[0])
+                if _as_str(d.attrs.get("units", "deg")).lower().startswith("rad"):
+                    value = float(np.degrees(value))
+                return value if np.isfinite(value) else None
+        return None
+
+    for name in TWO_THETA_NAMES:
+        two_theta = angle(name)
+        if two_theta is not None and 0 < two_theta < 180:
+            meta.extra["bragg_angle_deg"] = two_theta / 2
+            meta.extra["bragg_angle_from"] = f"positioner {name} = {two_theta:.4g} deg (2θ)"
+            return
+    for a, b in DETECTOR_ARMS:
+        va, vb = angle(a), angle(b)
+        theta = bragg_angle_from_detector_arms(va, vb) if va is not None and vb is not None else None
+        if theta is not None:
+            meta.extra["bragg_angle_deg"] = theta
+            meta.extra["bragg_angle_from"] = (
+                f"positioners {a} = {va:.4g}, {b} = {vb:.4g} deg: cos 2θ = cos {a} · cos {b}"
+            )
+            return
 
 
 def _first(groups, names, units: dict[str, float]) -> float | None:

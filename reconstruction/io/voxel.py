@@ -78,4 +78,12 @@ def _rocking_voxel_m(
     return wavelength / (2 * n * math.radians(step) * math.sin(math.radians(theta)))
 
 
-__all__ = ["voxel_size_m"]
+def bragg_angle_from_detector_arms(arm_a_deg: float, arm_b_deg: float) -> float | None:
+    """Bragg angle θ_B (deg) of a detector on two perpendicular arms (e.g. APS 34-ID-C's delta
+    and gamma, ESRF ID01's nu and delta): cos 2θ = cos a · cos b; None outside 0 < 2θ < 180°."""
+    cos_2theta = math.cos(math.radians(arm_a_deg)) * math.cos(math.radians(arm_b_deg))
+    two_theta = math.degrees(math.acos(max(-1.0, min(1.0, cos_2theta))))
+    return two_theta / 2.0 if 0.0 < two_theta < 180.0 else None
+
+
+__all__ = ["bragg_angle_from_detector_arms", "voxel_size_m"]

@@ -44,3 +44,43 @@ def test_simulated_voxel_size_wins_and_missing_metadata_gives_none():
 def test_a_bad_shape_is_refused():
     with pytest.raises(InvalidDataError, match="2D or 3D grid"):
         voxel_size_m(_meta(), (5,))
+
+
+def test_the_bragg_angle_of_two_perpendicular_detector_arms():
+    from reconstruction.io.voxel import bragg_angle_from_detector_arms
+
+    # APS 34-ID-C scan 54: delta 32.174, gamma 12.6346 deg -> 2θ ≈ 34.3 deg (data/real/README.md)
+    assert bragg_angle_from_detector_arms(32.174, 12.6346) == pytest.approx(34.316 / 2, abs=0.01)
+    assert bragg_angle_from_detector_arms(40.0, 0.0) == pytest.approx(20.0)  # one arm only: 2θ = arm
+    assert bragg_angle_from_detector_arms(0.0, 0.0) is None  # the direct beam, no Bragg peak
+
+
+def test_a_real_rocking_scan_gets_its_bragg_angle_and_every_voxel_size_from_its_positioners(real_data):
+    from reconstruction.io import load_data
+
+    data = load_data(str(real_data / "aps34idc_Au_S0054_rocking_scan.cxi"))
+    assert data.metadata.extra["bragg_angle_deg"] == pytest.approx(17.158, abs=1e-3)
+    assert "delta" in data.metadata.extra["bragg_angle_from"]
+    sizes = voxel_size_m(data.metadata, data.intensity.shape)
+    # detector: λD/(Np) = 1.3776e-10 * 0.5 / (256 * 55e-6); rocking: λ / (2 N Δω sin θ_B), Δω = 0.005°
+    assert sizes[1] == pytest.approx(1.3776e-10 * 0.5 / (256 * 55e-6), rel=1e-3)
+    expected = 1.3776e-10 / (2 * 201 * math.radians(0.005) * math.sin(math.radians(17.158)))
+    assert sizes[0] == pytest.approx(expected, rel=1e-2)
+
+
+def test_a_two_theta_positioner_is_read_in_radians_or_degrees(tmp_path):
+    import h5py
+
+    from reconstruction.io import load_data
+
+    for units, value in (("deg", 40.0), ("rad", math.radians(40.0))):
+        path = tmp_path / f"scan_{units}.cxi"
+        with h5py.File(path, "w") as f:
+            f["cxi_version"] = 150
+            det = f.create_group("entry_1/instrument_1/detector_1")
+            det["data"] = np.random.default_rng(0).poisson(5.0, (8, 16, 16)).astype(np.int32)
+            det["distance"] = 1.0
+            pos = f.create_group("entry_1/instrument_1/positioners")
+            pos["two_theta"] = value
+            pos["two_theta"].attrs["units"] = units
+        assert load_data(str(path)).metadata.extra["bragg_angle_deg"] == pytest.approx(20.0)
