@@ -188,6 +188,15 @@ def _all_mean(value: float, count: int, info: DistInfo, device: torch.device) ->
     return float(t[0] / max(t[1].item(), 1.0))
 
 
+def _rank0_value(value: float, info: DistInfo, device: torch.device) -> float:
+    """Rank 0's ``value`` on every process (e.g. its clock, so all ranks use one learning rate)."""
+    if not info.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def _any(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True when ``flag`` is True in any process (so that all ranks stop together)."""
     if not info.active:
@@ -307,6 +316,8 @@ def fit(
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
             elapsed = time.monotonic() - start
+            if anneal_s > 0:
+                elapsed = _rank0_value(elapsed, info, device)
             if anneal_s > 0 and elapsed >= budget_s - anneal_s:
                 if anneal_from is None:
                     anneal_from = optimiser.param_groups[0]["lr"]

@@ -21,7 +21,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, world: int, port: int, out_dir: str, anneal: bool = False) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -35,6 +35,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     try:
         torch.manual_seed(0)
         recipe = get_recipe("tiny", epochs=2, batch_size=2)
+        if anneal:  # a time-based learning rate: every rank must use rank 0's clock
+            recipe = recipe.with_overrides(minutes=0.05, anneal_minutes=0.05)
         model = PhaseNet(recipe.model_config())
         data = NetworkItems(EllipsoidPatterns(4, 16))  # 4 items / 2 ranks / batch 2 = 1 step each
         val = NetworkItems(EllipsoidPatterns(3, 16, seed=10))  # uneven split on purpose
@@ -53,4 +55,10 @@ def test_ddp_with_gloo_on_two_cpu_processes_runs_two_steps_in_lockstep(tmp_path)
     assert steps == {"2"}  # one step per epoch on each rank, 2 epochs
     # gradients are all-reduced, so both replicas end with identical trainable weights
     # (BatchNorm running statistics are per process and not compared)
+    assert lines[0][1] == lines[1][1]
+
+
+def test_ddp_replicas_stay_identical_while_the_learning_rate_anneals_on_the_clock(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), True), nprocs=2, join=True)
+    lines = [(tmp_path / f"rank{r}.txt").read_text().split() for r in range(2)]
     assert lines[0][1] == lines[1][1]
