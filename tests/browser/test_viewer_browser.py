@@ -281,3 +281,22 @@ def test_dashboard_selects_two_results_and_opens_them_side_by_side(open_page, li
     assert page.locator(".cmp-slices .heatmaplayer image, .cmp-slices .hm image").count() == 4
     assert "aligned: shift (+0.00, +0.00, +0.00) voxel" in page.locator(".compare-col .alignment").nth(1).inner_text()
     shot(page, "compare_two_fixture_results")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_result_page_fits_a_laptop_and_a_large_screen_without_overlap_or_sideways_scrolling(open_page, live_server, cast, records):
+    page = open_page("member", "pw-member")
+    for width, height in ((1280, 800), (1920, 1080), (2560, 1440)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
+        page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), width
+        boxes = {name: page.locator(f"#{name}").bounding_box() for name in
+                 ("plot-iso", "plot-object", "plot-errors", "plot-diffraction")}  # fmt: skip
+        for name, box in boxes.items():
+            assert box and box["width"] > 200 and box["x"] + box["width"] <= width + 1, (width, name, box)
+        iso, obj = boxes["plot-iso"], boxes["plot-object"]
+        # side by side on the first screen, not overlapping
+        assert iso["x"] + iso["width"] <= obj["x"] + 1 and abs(iso["y"] - obj["y"]) < 80, (width, iso, obj)
+        if width == 1920:
+            shot(page, "result_page_1920")
