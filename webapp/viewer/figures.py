@@ -394,11 +394,15 @@ def diffraction_slices_figure(
                 traces.append(trace)
         axes = [(names[h], names[v]) for h, v in planes]
         layout = _grid_layout(titles, axes=axes, unit=None, height=60 + 300 * len(rows))
-    for key in [k for k in layout if k.startswith("yaxis")]:
-        x_title = layout[key.replace("yaxis", "xaxis")]["title"]["text"]
-        if x_title.endswith("(nm⁻¹)") != layout[key]["title"]["text"].endswith("(nm⁻¹)"):
-            layout[key].pop("scaleanchor", None)  # q against pixels: no common scale
     _pin_ranges(layout, traces)
+    for key in [k for k in layout if k.startswith("yaxis")]:
+        xaxis, yaxis = layout[key.replace("yaxis", "xaxis")], layout[key]
+        mixed = xaxis["title"]["text"].endswith("(nm⁻¹)") != yaxis["title"]["text"].endswith("(nm⁻¹)")
+        spans = [abs(a["range"][1] - a["range"][0]) for a in (xaxis, yaxis)]
+        if mixed or max(spans) > 2.5 * min(spans):
+            # q against pixels has no common scale, and a rocking scan's narrow q range along
+            # the rocking axis would squash the slice to a strip: let the image fill its panel
+            yaxis.pop("scaleanchor", None)
     layout["coloraxis"] = {"colorscale": INTENSITY_COLORSCALE, "cmin": 0, "cmax": zmax,
                            "colorbar": {"title": {"text": "log10 intensity<br>(1 + photons)"}, "x": 0.9}}  # fmt: skip
     return {"data": traces, "layout": layout}
