@@ -43,6 +43,14 @@ from reconstruction.simulate import Recipe, SimulatedDataset
 CONVENTIONAL = "ER**20,HIO**160,ER**20"
 
 
+def _scored(prefix: str, obj, truth, intensity, mask, free, seconds: float, time_key: str) -> dict[str, float]:
+    """chi2, relative error and object-box SSIM of ``obj`` against ``truth``, and its time."""
+    q = compare_to_truth(obj, truth, support=np.abs(truth) > 0.1)
+    e = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+    return {f"{prefix}_chi2": e["chi2"], f"{prefix}_rel_error": q["rel_error"],
+            f"{prefix}_object_ssim": object_ssim(q["aligned"], truth), time_key: seconds}
+
+
 def _median_ms(times: list[float]) -> float:
     return float(np.median(times) * 1e3)
 
@@ -111,18 +119,15 @@ def main(argv: list[str] | None = None) -> int:
             nn_phase_rms=q["phase_rms"], nn_rel_error=q["rel_error"],
             nn_chi2=e["chi2"], predict_s=t_pred,
         )
+        def scored(prefix: str, result, seconds: float, time_key: str, i: int = i, free=free) -> dict[str, float]:
+            return _scored(prefix, result.obj, truths[i], intens[i], masks[i], free, seconds, time_key)
+
         t0 = time.perf_counter()
         ref = phase_retrieve(
             intens[i], mask=masks[i], support=sup, initial_object=obj, algorithm="ER**50",
             n_cycles=1, device="cpu",
         )
-        t_ref = time.perf_counter() - t0
-        q = compare_to_truth(ref.obj, truths[i], support=np.abs(truths[i]) > 0.1)
-        e = fourier_errors(ref.obj, intens[i], mask=masks[i], free_mask=free)
-        row.update(
-            refined_chi2=e["chi2"], refined_rel_error=q["rel_error"],
-            refined_object_ssim=object_ssim(q["aligned"], truths[i]), refine_s=t_ref,
-        )
+        row.update(scored("refined", ref, time.perf_counter() - t0, "refine_s"))
         if args.extra_refine:
             t0 = time.perf_counter()
             ext = phase_retrieve(
@@ -130,13 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 algorithm=args.extra_refine, n_cycles=1, device="cpu",
                 shrinkwrap=True if args.extra_shrinkwrap else None,
             )
-            t_ext = time.perf_counter() - t0
-            q = compare_to_truth(ext.obj, truths[i], support=np.abs(truths[i]) > 0.1)
-            e = fourier_errors(ext.obj, intens[i], mask=masks[i], free_mask=free)
-            row.update(
-                extra_chi2=e["chi2"], extra_rel_error=q["rel_error"],
-                extra_object_ssim=object_ssim(q["aligned"], truths[i]), extra_s=t_ext,
-            )
+            row.update(scored("extra", ext, time.perf_counter() - t0, "extra_s"))
         key = f"{HELD_OUT_SEED + i}:{args.kind}:{CONVENTIONAL}x3:runs{args.runs}:seed{i}"
         cached = cache.get(key)
         if cached is not None and i >= args.retime:
@@ -147,13 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 intens[i], mask=masks[i], support="auto", algorithm=CONVENTIONAL, n_cycles=3,
                 runs=args.runs, keep=1, seed=i, device="cpu",
             )
-            t_conv = time.perf_counter() - t0
-            q = compare_to_truth(conv.obj, truths[i], support=np.abs(truths[i]) > 0.1)
-            e = fourier_errors(conv.obj, intens[i], mask=masks[i], free_mask=free)
-            row.update(
-                conv_chi2=e["chi2"], conv_rel_error=q["rel_error"],
-                conv_object_ssim=object_ssim(q["aligned"], truths[i]), conv_s=t_conv,
-            )
+            row.update(scored("conv", conv, time.perf_counter() - t0, "conv_s"))
             cache[key] = {k: v for k, v in row.items() if k.startswith("conv_")}
             if cache_path is not None:
                 cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True))
