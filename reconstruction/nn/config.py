@@ -174,7 +174,8 @@ RECIPES: dict[str, TrainRecipe] = {
         loss="hybrid",
         supervised_weight=1.0,
         threshold_ramp_epochs=3,
-        minutes=95.0,
+        minutes=180.0,
+        anneal_minutes=85.0,
     ),
     # A seconds-long recipe for tests and smoke checks (16^3 input, 2 levels).
     "tiny": TrainRecipe(
