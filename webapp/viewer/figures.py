@@ -192,7 +192,8 @@ SLICE_AXES_3D = [("x", "y"), ("x", "z"), ("y", "z")]  # (horizontal, vertical) o
 
 
 def _grid_layout(
-    titles: list[list[str]], *, axes: list[tuple[str, str]], unit: str | None = "voxel", height: int
+    titles: list[list[str]], *, axes: list[tuple[str, str]], unit: str | None = "voxel", height: int,
+    gap_x: float = 0.06,
 ) -> dict[str, Any]:
     """Layout of a rows × cols grid of image subplots with square pixels (axes named xN/yN).
 
@@ -202,7 +203,7 @@ def _grid_layout(
     rows, cols = len(titles), len(titles[0])
     layout: dict[str, Any] = {"height": height, "margin": {"l": 40, "r": 10, "t": 30, "b": 35},
                               "annotations": [], "showlegend": False}  # fmt: skip
-    gap_x, gap_y = 0.06, 80.0 / max(height - 65, 1)  # ~80 px between rows: axis title + next row's title
+    gap_y = 80.0 / max(height - 65, 1)  # ~80 px between rows: axis title + next row's title
     width = (0.86 - (cols - 1) * gap_x) / cols
     h = (1.0 - (rows - 1) * gap_y) / rows
     for r in range(rows):
@@ -393,7 +394,9 @@ def diffraction_slices_figure(
                 trace.update(x0=first[h], dx=step[h], y0=first[v], dy=step[v])
                 traces.append(trace)
         axes = [(names[h], names[v]) for h, v in planes]
-        layout = _grid_layout(titles, axes=axes, unit=None, height=60 + 300 * len(rows))
+        # wider gaps: an image that fills its panel (see below) leaves no room for the next
+        # panel's y-axis title otherwise
+        layout = _grid_layout(titles, axes=axes, unit=None, height=60 + 300 * len(rows), gap_x=0.1)
     _pin_ranges(layout, traces)
     for key in [k for k in layout if k.startswith("yaxis")]:
         xaxis, yaxis = layout[key.replace("yaxis", "xaxis")], layout[key]
