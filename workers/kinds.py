@@ -27,8 +27,10 @@ def _input_path(ctx: Context) -> str:
 
 
 def _checkpoint_path(job: Job) -> str | None:
-    """The model version's checkpoint, or None for the library's shipped default model."""
-    return job.model_version.file if job.model_version is not None else None
+    """The model version's checkpoint (its bytes checked), or None for the shipped default model."""
+    from webapp.core.services import model_version_checked_file
+
+    return model_version_checked_file(job.model_version) if job.model_version is not None else None
 
 
 def run_simulate(ctx: Context) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def run_finetune(ctx: Context) -> dict[str, Any]:
         raise ConfigError("a finetune job needs a base model version")
     p = ctx.job.params
     summary = finetune_model(
-        base.file, [_input_path(ctx)], str(ctx.job.result_dir / "model.pt"),
+        _checkpoint_path(ctx.job), [_input_path(ctx)], str(ctx.job.result_dir / "model.pt"),
         steps=p["steps"], lr=p["lr"], batch_size=p["batch_size"], freeze_encoder=p["freeze_encoder"],
         augment=p["augment"], seed=p["seed"], device=ctx.device, progress=ctx.progress, cancel=ctx.cancel,
     )
@@ -116,7 +118,7 @@ def _model_input_size(job: Job) -> int:
     from reconstruction.nn.workflow import default_checkpoint_path
 
     if job.model_version is not None:
-        path = job.model_version.file
+        path = _checkpoint_path(job)
     else:
         dims = job.dataset.dims if job.dataset is not None else 3
         path = default_checkpoint_path(dims)

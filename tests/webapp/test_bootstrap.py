@@ -35,3 +35,33 @@ def test_bootstrap_registers_the_shipped_model_as_the_3d_default_or_warns(db):
     (version,) = ModelVersion.objects.filter(dims=3)
     assert version.status == "default" and version.file == str(path) and len(version.sha256) == 64
     assert version.trained_by_job is None
+
+
+def test_an_upgraded_shipped_file_becomes_a_new_default_version_and_the_old_one_is_retired(db, tmp_path, monkeypatch):
+    import shutil
+
+    import pytest
+
+    from reconstruction.errors import CheckpointError
+    from reconstruction.nn.workflow import train_model
+    from webapp.core.management.commands import bootstrap
+    from webapp.core.services import model_version_checked_file
+
+    shipped = tmp_path / "default_3d.pt"
+    train_model(tmp_path / "a.pt", recipe="tiny", device="cpu", epochs=1)
+    train_model(tmp_path / "b.pt", recipe="tiny", device="cpu", epochs=1, seed=1)
+    shutil.copy(tmp_path / "a.pt", shipped)
+    monkeypatch.setattr(bootstrap, "shipped_checkpoint", lambda dims=3: shipped if dims == 3 else None)
+    _bootstrap()
+    (v1,) = ModelVersion.objects.filter(dims=3)
+    assert v1.status == "default" and model_version_checked_file(v1) == str(shipped)
+
+    shutil.copy(tmp_path / "b.pt", shipped)  # the repository's model file replaced by an upgrade
+    with pytest.raises(CheckpointError, match="changed since it was registered"):
+        model_version_checked_file(v1)  # a job naming v1 never runs the new weights
+    _bootstrap()
+    _bootstrap()  # idempotent: the new bytes are registered once
+    v1.refresh_from_db()
+    (v2,) = ModelVersion.objects.filter(dims=3).exclude(pk=v1.pk)
+    assert v1.status == "retired" and v2.status == "default" and v2.version == v1.version + 1
+    assert v2.parent == v1 and v2.sha256 != v1.sha256 and model_version_checked_file(v2) == str(shipped)

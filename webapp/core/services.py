@@ -428,6 +428,54 @@ def model_version_register(
     return version
 
 
+def model_version_checked_file(version: ModelVersion) -> str:
+    """Path of ``version``'s checkpoint after checking its bytes are the ones registered.
+
+    Raises the library's ``CheckpointError`` (a readable job failure) when the file is gone or
+    its sha256 differs from the registered one (e.g. replaced by an upgrade): a job must never
+    run other weights than the version it names.
+    """
+    from reconstruction.errors import CheckpointError
+
+    path = Path(version.file)
+    if not path.is_file():
+        raise CheckpointError(f"the checkpoint file of {version} is missing ({path})")
+    if version.sha256:
+        actual = _sha256_of(path)
+        if actual != version.sha256:
+            raise CheckpointError(
+                f"the checkpoint file of {version} changed since it was registered (sha256 "
+                f"{version.sha256[:12]}… registered, {actual[:12]}… now): choose another model "
+                "version, or ask staff to register the new file"
+            )
+    return str(path)
+
+
+def model_version_refresh_shipped(*, name: str, file: str | Path, dims: int, config: dict[str, Any],
+                                  metrics: dict[str, Any]) -> ModelVersion | None:
+    """Register the repository's shipped checkpoint ``file`` unless a version with its bytes exists.
+
+    When versions point at the same path with other bytes (the file was replaced by an upgrade),
+    they are retired (their weights are gone) and the new bytes become the next version, the
+    default if one of them was the default or none exists. Returns the new version or None.
+    """
+    path = Path(file)
+    same_path = list(ModelVersion.objects.filter(file=str(path)))
+    sha = _sha256_of(path)
+    if any(v.sha256 == sha for v in same_path):
+        return None
+    with transaction.atomic():
+        stale = [v for v in same_path if v.sha256 != sha]
+        was_default = any(v.status == "default" for v in stale)
+        ModelVersion.objects.filter(pk__in=[v.pk for v in stale]).update(status="retired")
+        has_default = ModelVersion.objects.filter(dims=dims, status="default").exists()
+        return model_version_register(
+            name=name, file=path, dims=dims, config=config, metrics=metrics,
+            parent=max(stale, key=lambda v: v.version) if stale else None,
+            status="default" if was_default or not has_default else "candidate",
+        )
+
+
 def hash_token(raw_key: str) -> str:
     """SHA-256 hex digest of a raw API key (what the database stores)."""
     return hashlib.sha256(raw_key.encode()).hexdigest()

@@ -10,8 +10,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from webapp.core.models import ModelVersion, ResearchGroup
-from webapp.core.services import model_version_register
+from webapp.core.models import ResearchGroup
+from webapp.core.services import model_version_refresh_shipped
 
 SHIPPED_NAME = "autophasenn-shipped"
 
@@ -43,10 +43,10 @@ def checkpoint_config(path: Path) -> tuple[dict, dict]:
 class Command(BaseCommand):
     help = "Register the shipped default model(s) and create the demo group and user (idempotent)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo account")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         for dims in (3, 2):
             self.register_shipped(dims)
         if not options["no_demo"]:
@@ -59,8 +59,6 @@ class Command(BaseCommand):
                 self.stderr.write("warning: no shipped 3D model found (reconstruction.nn.default_checkpoint_path); "
                                   "predict jobs will fail until one is registered")
             return
-        if ModelVersion.objects.filter(file=str(path)).exists():
-            return
         from reconstruction.errors import CheckpointError
 
         try:
@@ -68,11 +66,12 @@ class Command(BaseCommand):
         except CheckpointError as exc:
             self.stderr.write(f"warning: the shipped {dims}D model is unusable: {exc}")
             return
-        has_default = ModelVersion.objects.filter(dims=dims, status="default").exists()
-        version = model_version_register(
+        version = model_version_refresh_shipped(
             name=SHIPPED_NAME if dims == 3 else f"{SHIPPED_NAME}-2d", file=path, dims=dims, config=config,
-            metrics=metrics, status="candidate" if has_default else "default",
+            metrics=metrics,
         )
+        if version is None:
+            return
         self.stdout.write(f"registered {version}")
 
     def create_demo(self) -> None:
