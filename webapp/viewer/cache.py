@@ -27,12 +27,17 @@ def cache_dir() -> Path:
 
 @functools.cache
 def code_version() -> str:
-    """Hash of the figure code, so that a new version of it invalidates the cache."""
+    """Hash of the figure code and of the code that gives figures their units (the reader's
+    metadata, the voxel size), so that a new version of either invalidates the cache."""
+    from reconstruction.io import hdf5_reader, voxel
+    from reconstruction.phasing import schedule
+
     digest = hashlib.sha256()
-    import reconstruction.phasing.schedule as schedule
 
     here = Path(__file__).parent
-    for path in (here / "figures.py", here / "encoding.py", Path(schedule.__file__)):
+    sources = (here / "figures.py", here / "encoding.py", here / "units.py", Path(schedule.__file__),
+               Path(voxel.__file__), Path(hdf5_reader.__file__))
+    for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
