@@ -51,6 +51,15 @@ def _scored(prefix: str, obj, truth, intensity, mask, free, seconds: float, time
             f"{prefix}_object_ssim": object_ssim(q["aligned"], truth), time_key: seconds}
 
 
+def _print_route(col: dict[str, np.ndarray], prefix: str, label: str, *, chi2_label: str = "") -> None:
+    """Print the chi2, relative error, object-box SSIM and success rows of one route."""
+    print(f"| {chi2_label or f'{label}: chi2, median'} | {np.median(col[f'{prefix}_chi2']):.4g} |")
+    print(f"| {label}: relative error, median | {np.median(col[f'{prefix}_rel_error']):.3f} |")
+    print(f"| {label}: SSIM (object box), median | {np.median(col[f'{prefix}_object_ssim']):.3f} |")
+    print(f"| {label}: success (rel. error <= 0.2) | "
+          f"{100 * np.mean(col[f'{prefix}_rel_error'] <= 0.2):.0f} % |")
+
+
 def _median_ms(times: list[float]) -> float:
     return float(np.median(times) * 1e3)
 
@@ -173,31 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| network phase RMS in support (rad), median | {np.median(col['nn_phase_rms']):.3f} |")
     print(f"| network relative error, median | {np.median(col['nn_rel_error']):.3f} |")
     print(f"| network chi2, median | {np.median(col['nn_chi2']):.4g} |")
-    print(f"| predict + ER50: chi2, median | {np.median(col['refined_chi2']):.4g} |")
-    print(f"| predict + ER50: relative error, median | {np.median(col['refined_rel_error']):.3f} |")
-    print(f"| predict + ER50: SSIM (object box), median | "
-          f"{np.median(col['refined_object_ssim']):.3f} |")
-    print(f"| predict + ER50: success (rel. error <= 0.2) | "
-          f"{100 * np.mean(col['refined_rel_error'] <= 0.2):.0f} % |")
+    _print_route(col, "refined", "predict + ER50")
     t_net = col["predict_s"] + col["refine_s"]
     print(f"| predict + ER50: time (median s) | {np.median(t_net):.3f} |")
     if "extra_chi2" in col:
         name = f"predict + {args.extra_refine}" + (" (shrink-wrap)" if args.extra_shrinkwrap else "")
-        print(f"| {name}: chi2, median | {np.median(col['extra_chi2']):.4g} |")
-        print(f"| {name}: relative error, median | {np.median(col['extra_rel_error']):.3f} |")
-        print(f"| {name}: SSIM (object box), median | "
-              f"{np.median(col['extra_object_ssim']):.3f} |")
-        print(f"| {name}: success (rel. error <= 0.2) | "
-              f"{100 * np.mean(col['extra_rel_error'] <= 0.2):.0f} % |")
+        _print_route(col, "extra", name)
         print(f"| {name}: time (median s) | {np.median(col['predict_s'] + col['extra_s']):.3f} |")
     if "conv_chi2" in col:
-        print(f"| conventional ({CONVENTIONAL})x3, best of {args.runs}: chi2, median | "
-              f"{np.median(col['conv_chi2']):.4g} |")
-        print(f"| conventional: relative error, median | {np.median(col['conv_rel_error']):.3f} |")
-        print(f"| conventional: SSIM (object box), median | "
-              f"{np.median(col['conv_object_ssim']):.3f} |")
-        print(f"| conventional: success (rel. error <= 0.2) | "
-              f"{100 * np.mean(col['conv_rel_error'] <= 0.2):.0f} % |")
+        _print_route(col, "conv", "conventional",
+                     chi2_label=f"conventional ({CONVENTIONAL})x3, best of {args.runs}: chi2, median")
         timed = np.array(["conv_s" in r for r in rows])
         conv_s = np.array([r.get("conv_s", np.nan) for r in rows], float)
         if timed.any():

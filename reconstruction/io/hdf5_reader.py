@@ -370,7 +370,7 @@ def _bragg_angle(entry: h5py.Group, meta: Metadata) -> None:
 
     groups = [entry.get(p) for p in ("instrument_1/positioners", "instrument_1/detector_1", "instrument/positioners")]
     groups = [g for g in groups if isinstance(g, h5py.Group)]
-    if not groups or "bragg_angle_deg" in meta.extra:
+    if not groups:
         return
 
     def angle(name: str) -> float | None:

@@ -315,17 +315,14 @@ def fit(
             loss = batch_loss(net, batch, recipe=recipe, threshold=threshold, device=device)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
-            elapsed = time.monotonic() - start
             if anneal_s > 0:
-                elapsed = _rank0_value(elapsed, info, device)
-            if anneal_s > 0 and elapsed >= budget_s - anneal_s:
-                if anneal_from is None:
-                    anneal_from = optimiser.param_groups[0]["lr"]
-                lr = anneal_lr(
-                    anneal_from, recipe.lr_min, (elapsed - (budget_s - anneal_s)) / anneal_s
-                )
-                for group in optimiser.param_groups:
-                    group["lr"] = lr
+                into_anneal = _rank0_value(time.monotonic() - start, info, device) - (budget_s - anneal_s)
+                if into_anneal >= 0:
+                    if anneal_from is None:
+                        anneal_from = optimiser.param_groups[0]["lr"]
+                    lr = anneal_lr(anneal_from, recipe.lr_min, into_anneal / anneal_s)
+                    for group in optimiser.param_groups:
+                        group["lr"] = lr
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip > 0:

@@ -173,12 +173,11 @@ def train_model(
     stored_set, stored_sim, training_data = None, None, None
     if data_path is not None:
         stored_set, stored_sim, training_data = _stored_training_set(data_path, rec)
-        if overrides.get("n_train") and int(overrides["n_train"]) > len(stored_set):
+        n_train = int(overrides.get("n_train") or len(stored_set))
+        if n_train > len(stored_set):
             raise ConfigError(
-                f"n_train={overrides['n_train']} but the simulated set holds only "
-                f"{len(stored_set)} patterns"
+                f"n_train={n_train} but the simulated set holds only {len(stored_set)} patterns"
             )
-        n_train = int(overrides["n_train"]) if overrides.get("n_train") else len(stored_set)
         if n_train < len(stored_set):
             stored_set = torch.utils.data.Subset(stored_set, range(n_train))
         rec = rec.with_overrides(n_train=n_train, fresh_each_epoch=False)

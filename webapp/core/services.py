@@ -464,14 +464,13 @@ def model_version_refresh_shipped(*, name: str, file: str | Path, dims: int, con
     sha = _sha256_of(path)
     if any(v.sha256 == sha for v in same_path):
         return None
-    with transaction.atomic():
-        stale = [v for v in same_path if v.sha256 != sha]
-        was_default = any(v.status == "default" for v in stale)
-        ModelVersion.objects.filter(pk__in=[v.pk for v in stale]).update(status="retired")
+    with transaction.atomic():  # every version at this path now names weights that are gone
+        was_default = any(v.status == "default" for v in same_path)
+        ModelVersion.objects.filter(pk__in=[v.pk for v in same_path]).update(status="retired")
         has_default = ModelVersion.objects.filter(dims=dims, status="default").exists()
         return model_version_register(
             name=name, file=path, dims=dims, config=config, metrics=metrics,
-            parent=max(stale, key=lambda v: v.version) if stale else None,
+            parent=max(same_path, key=lambda v: v.version) if same_path else None,
             status="default" if was_default or not has_default else "candidate",
         )
 

@@ -339,17 +339,19 @@ def q_steps_per_nm(voxel_size_m: tuple[float | None, ...] | None, shape: tuple[i
 
 def _axis_placement(
     ndim: int, q_step: list[float | None] | None, binning: int, peak: tuple[int, ...]
-) -> tuple[list[float], list[float], list[str]]:
-    """Per axis: position of (binned) pixel 0, step per binned pixel and axis title. Axes with a
-    known Δq are in nm⁻¹ from the (binned) ``peak`` pixel, the others in pixels."""
+) -> tuple[list[float], list[float], list[str], list[bool]]:
+    """Per axis: the (binned) pixel index placed at 0, the step per binned pixel, the axis title
+    and whether it is in q. Axes with a known Δq are in nm⁻¹ from the (binned) ``peak`` pixel,
+    the others in pixels from pixel 0."""
     pixel = "pixel" if binning == 1 else f"pixel ×{binning}"
-    first, step, titles = [], [], []
+    origin, step, titles, in_q = [], [], [], []
     for name, centre, dq in zip(AXIS_NAMES[-ndim:], peak, q_step or [None] * ndim):
+        in_q.append(dq is not None)
         if dq is None:
-            first.append(0.0), step.append(1.0), titles.append(f"{name} ({pixel})")
+            origin.append(0.0), step.append(1.0), titles.append(f"{name} ({pixel})")
         else:
-            first.append(-centre * binning * dq), step.append(binning * dq), titles.append(f"q{name} (nm⁻¹)")
-    return first, step, titles
+            origin.append(float(-centre)), step.append(binning * dq), titles.append(f"q{name} (nm⁻¹)")
+    return origin, step, titles, in_q
 
 
 def diffraction_slices_figure(
@@ -371,38 +373,34 @@ def diffraction_slices_figure(
     """
     ndim = measured_log.ndim
     peak = tuple(index) if len(index) == ndim else tuple(n // 2 for n in measured_log.shape)
-    first, step, names = _axis_placement(ndim, q_step, binning, peak)
+    origin, step, names, in_q = _axis_placement(ndim, q_step, binning, peak)
     rows = [("measured", measured_log)] + ([("calculated", calculated_log)] if calculated_log is not None else [])
-    traces = []
     hover = "(%{x:.3g}, %{y:.3g})<br>"
+
+    def image(img: np.ndarray, n: int, name: str, h: int, v: int) -> dict[str, Any]:
+        """Heatmap of ``img`` on subplot ``n``, horizontal array axis ``h``, vertical ``v``."""
+        return _heatmap(img, n, origin=(origin[h], origin[v]), step=(step[h], step[v]), coloraxis="coloraxis",
+                        hovertemplate=f"{hover}{name} log10(I+1) %{{z:.2f}}<extra></extra>")  # fmt: skip
+
     if ndim == 2:
-        titles = [[name for name, _ in rows]]
-        for c, (name, img) in enumerate(rows):
-            trace = _heatmap(img, c + 1, origin=(0, 0), coloraxis="coloraxis",
-                             hovertemplate=f"{hover}{name} log10(I+1) %{{z:.2f}}<extra></extra>")  # fmt: skip
-            trace.update(x0=first[1], dx=step[1], y0=first[0], dy=step[0])
-            traces.append(trace)
-        layout = _grid_layout(titles, axes=[(names[1], names[0])] * len(rows), unit=None, height=420)
+        planes = [(1, 0)] * len(rows)  # (horizontal, vertical) array axes of each subplot
+        traces = [image(img, c + 1, name, 1, 0) for c, (name, img) in enumerate(rows)]
+        layout = _grid_layout([[name for name, _ in rows]], axes=[(names[1], names[0])] * len(rows), unit=None,
+                              height=420)  # fmt: skip
     else:
         titles = [[f"{name}, {AXIS_NAMES[a]} = {index[a]}" for a in range(3)] for name, _ in rows]
-        planes = [(2, 1), (2, 0), (1, 0)]  # (horizontal, vertical) array axes of slices along z, y, x
-        for r, (name, vol) in enumerate(rows):
-            for a in range(3):
-                trace = _heatmap(take_slice(vol, a, index[a]), r * 3 + a + 1, origin=(0, 0), coloraxis="coloraxis",
-                                 hovertemplate=f"{hover}{name} log10(I+1) %{{z:.2f}}<extra></extra>")  # fmt: skip
-                h, v = planes[a]
-                trace.update(x0=first[h], dx=step[h], y0=first[v], dy=step[v])
-                traces.append(trace)
-        axes = [(names[h], names[v]) for h, v in planes]
+        planes = [(2, 1), (2, 0), (1, 0)] * len(rows)  # slices along z, y, x in each row
+        traces = [image(take_slice(vol, a, index[a]), r * 3 + a + 1, name, *planes[a])
+                  for r, (name, vol) in enumerate(rows) for a in range(3)]  # fmt: skip
         # wider gaps: an image that fills its panel (see below) leaves no room for the next
         # panel's y-axis title otherwise
-        layout = _grid_layout(titles, axes=axes, unit=None, height=60 + 300 * len(rows), gap_x=0.1)
+        layout = _grid_layout(titles, axes=[(names[h], names[v]) for h, v in planes[:3]], unit=None,
+                              height=60 + 300 * len(rows), gap_x=0.1)  # fmt: skip
     _pin_ranges(layout, traces)
-    for key in [k for k in layout if k.startswith("yaxis")]:
-        xaxis, yaxis = layout[key.replace("yaxis", "xaxis")], layout[key]
-        mixed = xaxis["title"]["text"].endswith("(nm⁻¹)") != yaxis["title"]["text"].endswith("(nm⁻¹)")
+    for trace, (h, v) in zip(traces, planes):
+        xaxis, yaxis = layout[trace["xaxis"].replace("x", "xaxis", 1)], layout[trace["yaxis"].replace("y", "yaxis", 1)]
         spans = [abs(a["range"][1] - a["range"][0]) for a in (xaxis, yaxis)]
-        if mixed or max(spans) > 2.5 * min(spans):
+        if in_q[h] != in_q[v] or max(spans) > 2.5 * min(spans):
             # q against pixels has no common scale, and a rocking scan's narrow q range along
             # the rocking axis would squash the slice to a strip: let the image fill its panel
             yaxis.pop("scaleanchor", None)
