@@ -113,9 +113,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a model checkpoint (not a PyTorch checkpoint archive)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
+        # torch's own text advises weights_only=False, i.e. running the file's code: never relay it
+        raise CheckpointError(
+            f"{path} is not a model checkpoint (it holds Python objects other than tensors and "
+            "plain values; they are not loaded, since loading them could run code)"
+        ) from exc
+    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(
             f"{path} is not a model checkpoint (could not read it as one: {reason})"

@@ -198,3 +198,17 @@ def test_hybrid_loss_trains_with_truths():
     assert "amplitude" in data[0]
     result = fit(model, data, None, recipe=recipe, device=torch.device("cpu"))
     assert np.isfinite(result.history["train_loss"][0])
+
+
+def test_a_checkpoint_with_arbitrary_objects_is_refused_without_advising_to_run_its_code(tmp_path):
+    from fractions import Fraction  # any class outside torch's allow-list needs weights_only=False
+
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "x", "obj": Fraction(1, 3)}, hostile)
+    with pytest.raises(CheckpointError, match="not a model checkpoint") as info:
+        load_checkpoint(hostile)
+    assert "weights_only" not in str(info.value) and "could run code" in str(info.value)
+    random = tmp_path / "random.pt"
+    random.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint archive"):
+        load_checkpoint(random)
