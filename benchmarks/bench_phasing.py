@@ -189,7 +189,7 @@ def main() -> int:
         q = compare_to_truth(result.obj, truth)
         e = fourier_errors(result.obj, intensity, free_mask=free)
         truth_chi2 = fourier_errors(truth, intensity, free_mask=free)["chi2"]
-        rows = [("ours (torch)", ours_ms, result.metrics["iterations"], e["chi2"], q["rel_error"],
+        rows = [("ours", ours_ms, result.metrics["iterations"], e["chi2"], q["rel_error"],
                  int(result.support.sum()))]
         if not args.skip_cohere:
             obj, seconds, iters = run_cohere(np.sqrt(intensity))
