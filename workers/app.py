@@ -1,8 +1,11 @@
-"""The Celery app: Redis broker, ``gpu`` and ``cpu`` queues, at-least-once delivery settings.
+"""The Celery app: Redis broker, ``gpu``, ``cpu`` and ``io`` queues, at-least-once delivery.
 
-Run a GPU host with ``celery -A workers.app worker -Q gpu -c 1`` and a CPU host with
-``-Q cpu``. The prefork pool is used so that each child process initialises its own CUDA;
-torch and the library are imported lazily inside the tasks, never in the parent process.
+Run a GPU host with ``celery -A workers.app worker -Q gpu -c 1``, a CPU host with ``-Q cpu``
+(simulate jobs), and a small worker on ``-Q io`` for upload validation, so that checking an
+uploaded file never waits behind a long job. The prefork pool is used so that each child
+process initialises its own CUDA; torch and the library are imported lazily inside the tasks,
+never in the parent process. ``CDI_WORKER_MEMORY_LIMIT_MB`` caps each pool child's address
+space (``workers.limits``; set on the ``io`` worker).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import os
 
 from celery import Celery, bootsteps
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
@@ -19,6 +22,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 from django.conf import settings  # noqa: E402  (needs DJANGO_SETTINGS_MODULE)
 
 logger = logging.getLogger(__name__)
+
+#: "gpu": network and phasing jobs; "cpu": simulate jobs; "io": upload validation (short).
+QUEUE_NAMES = ("cpu", "gpu", "io")
 
 app = Celery("cdi", include=["workers.tasks"])
 app.conf.update(
@@ -33,7 +39,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_transport_options={"visibility_timeout": settings.CDI_VISIBILITY_TIMEOUT_S},
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("cpu", "gpu")],
+    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUE_NAMES],
     task_default_queue="cpu",
     task_default_exchange="cpu",
     task_default_routing_key="cpu",
@@ -84,3 +90,11 @@ app.steps["worker"].add(StaleJobSweeper)
 def _sweep_at_startup(**kwargs) -> None:  # noqa: ANN003
     """A worker starting after a crash recovers the jobs the dead worker left 'running'."""
     _sweep("worker start")
+
+
+@worker_process_init.connect
+def _cap_memory(**kwargs) -> None:
+    """Each pool child caps its address space when ``CDI_WORKER_MEMORY_LIMIT_MB`` is set."""
+    from workers.limits import apply_memory_limit, memory_limit_mb
+
+    apply_memory_limit(memory_limit_mb())

@@ -55,7 +55,10 @@ def enqueue_job(job_id: int) -> None:
     )
 
 
-# ---------------------------------------------------------------- upload validation (queue "cpu")
+# ---------------------------------------------------------------- upload validation (queue "io")
+VALIDATION_QUEUE = "io"
+
+
 class ValidationNoAnswer(Exception):
     """No worker answered an upload's validation in time, or the queue (Redis) is unreachable."""
 
@@ -74,11 +77,17 @@ def inspect_upload_answer(path: str) -> dict:
         return {"error": f"{path}: reading this file needs more memory than the server allows"}
 
 
-def _reply_connection() -> redis.Redis:
-    """A Redis client on the broker (where validation answers are pushed)."""
+def _reply_connection(read_timeout_s: float = 10.0) -> redis.Redis:
+    """A Redis client on the broker (where validation answers are pushed).
+
+    ``read_timeout_s`` must exceed any blocking read made on it: redis-py (8.x) otherwise uses
+    the connect timeout for reads too, and a ``BLPOP`` waiting longer fails as "unreachable".
+    """
     import redis
 
-    return redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=5)
+    return redis.Redis.from_url(
+        app.conf.broker_url, socket_connect_timeout=5, socket_timeout=read_timeout_s
+    )
 
 
 @app.task(name="cdi.inspect_upload", acks_late=False, ignore_result=True)
@@ -99,7 +108,7 @@ def inspect_upload(path: str, reply_key: str, reply_ttl_s: float = 600.0) -> dic
 
 
 def inspect_in_worker(path: str, *, timeout_s: float) -> dict:
-    """Validate ``path`` on the ``cpu`` queue; wait at most ``timeout_s`` seconds for the answer.
+    """Validate ``path`` on the ``io`` queue; wait at most ``timeout_s`` seconds for the answer.
 
     Returns ``inspect_upload_answer``'s dict; raises ``ValidationNoAnswer`` when no worker
     answered in time (the message expires, so a late worker skips it) or Redis is unreachable.
@@ -114,13 +123,13 @@ def inspect_in_worker(path: str, *, timeout_s: float) -> dict:
     try:
         inspect_upload.apply_async(
             args=[path, reply_key, timeout_s + 60.0],
-            queue="cpu",
+            queue=VALIDATION_QUEUE,
             expires=timeout_s,
             soft_time_limit=soft,
             time_limit=soft + 5.0,
             retry=True,
         )
-        client = _reply_connection()
+        client = _reply_connection(read_timeout_s=timeout_s + 10.0)
         try:
             popped = client.blpop([reply_key], timeout=max(timeout_s, 0.01))
         finally:
@@ -131,6 +140,6 @@ def inspect_in_worker(path: str, *, timeout_s: float) -> dict:
     if popped is None:
         raise ValidationNoAnswer(
             f"no worker checked the file within {timeout_s:g} s (the validation queue is busy or no worker "
-            "listens on the 'cpu' queue); nothing was stored, try again later"
+            f"listens on the '{VALIDATION_QUEUE}' queue); nothing was stored, try again later"
         )
     return json.loads(popped[1])

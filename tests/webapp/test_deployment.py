@@ -2,8 +2,9 @@
 
 No Docker engine runs in CI, so the files are checked as data: PostgreSQL and Redis with
 healthchecks, a gunicorn web service that migrates and bootstraps first, one GPU worker
-(NVIDIA device, ``-Q gpu -c 1``) and one CPU worker (``-Q cpu``), one media volume shared by
-all three, and the same environment everywhere.
+(NVIDIA device, ``-Q gpu -c 1``), one CPU worker (``-Q cpu``) and an upload-validation worker
+(``-Q io``, memory-capped), one media volume shared by all of them, and the same environment
+everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pytest
 from webapp.core.schemas import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("web", "worker-gpu", "worker-cpu")
+APP_SERVICES = ("web", "worker-gpu", "worker-cpu", "worker-io")
+WORKERS = ("worker-gpu", "worker-cpu", "worker-io")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def _default(value: str) -> str:
     return match.group(1) if match else value
 
 
-def test_the_layout_is_postgres_redis_web_and_two_workers(compose):
+def test_the_layout_is_postgres_redis_web_and_three_workers(compose):
     services = compose["services"]
     assert set(services) == {"db", "redis", *APP_SERVICES}
     assert services["db"]["image"].startswith("postgres:") and services["redis"][
@@ -86,13 +88,22 @@ def test_the_gpu_worker_has_one_nvidia_gpu_and_one_process_on_the_gpu_queue(comp
     assert "cu12" in gpu["build"]["args"]["TORCH_INDEX"]
 
 
-def test_the_cpu_worker_listens_on_cpu_for_simulate_jobs_and_upload_validation(compose):
+def test_the_cpu_worker_takes_simulate_jobs_and_a_capped_io_worker_the_uploads(compose):
+    from workers.app import QUEUE_NAMES
+    from workers.tasks import VALIDATION_QUEUE
+
     cpu = compose["services"]["worker-cpu"]
     argv = _argv(cpu)
     assert argv[:4] == ["celery", "-A", "workers.app", "worker"] and _queues(argv) == {"cpu"}
     assert cpu["environment"]["CDI_DEVICE"] == "cpu"
-    served = _queues(argv) | _queues(_argv(compose["services"]["worker-gpu"]))
-    assert set(QUEUES.values()) <= served  # every job kind's queue has a worker
+    io = compose["services"]["worker-io"]
+    assert _queues(_argv(io)) == {VALIDATION_QUEUE}  # never behind a long job
+    assert int(_default(io["environment"]["CDI_WORKER_MEMORY_LIMIT_MB"])) >= 4096
+    served = set().union(*(_queues(_argv(compose["services"][name])) for name in WORKERS))
+    assert set(QUEUES.values()) | {VALIDATION_QUEUE} <= served == set(QUEUE_NAMES)
+    names = [_argv(compose["services"][name])[_argv(compose["services"][name]).index("-n") + 1]
+             for name in WORKERS]
+    assert len(set(names)) == len(names)  # distinct node names
     assert compose["services"]["web"]["environment"]["CDI_VALIDATE_IN_WORKER"] == "1"
 
 
@@ -113,7 +124,7 @@ def test_web_and_workers_share_the_media_volume_and_the_same_environment(compose
             "CDI_VALIDATION_TIMEOUT",
         ):
             assert service["environment"][key] == env[key], (name, key)
-    for name in ("worker-gpu", "worker-cpu"):  # workers start after the web service migrated
+    for name in WORKERS:  # workers start after the web service migrated
         assert services[name]["depends_on"]["web"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
     assert (
@@ -134,9 +145,11 @@ def test_the_dockerfile_builds_one_non_root_image_with_static_files_and_the_pinn
     assert ".git" in ignored and ".venv" in ignored
 
 
-def test_dev_app_runs_one_worker_on_both_queues():
+def test_dev_app_runs_a_job_worker_and_a_capped_upload_worker():
     text = (ROOT / "dev.py").read_text()
-    assert re.search(r'"-Q", "cpu,gpu"', text)
+    assert re.search(r'"-Q", "cpu,gpu", "-c", "2", "-n", "jobs@%h"', text)
+    assert re.search(r'"-Q", "io", "-c", "1", "-n", "io@%h"', text)
+    assert re.search(r'"CDI_WORKER_MEMORY_LIMIT_MB", "\d+"', text)
 
 
 def _compose_command() -> list[str] | None:

@@ -1,4 +1,4 @@
-"""Upload validation in a real Celery worker (queue ``cpu``): the same 201 / 400 answers as the
+"""Upload validation in a real Celery worker (queue ``io``): the same 201 / 400 answers as the
 in-process check, and a clear 503 leaving no file and no row when no worker answers in time."""
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def test_a_good_upload_checked_by_the_worker_gives_201_and_the_librarys_metadata
     same = {k: v for k, v in expected.items() if k not in ("path", "seconds")}
     assert {k: data["metadata"][k] for k in same} == same  # the library's own metadata, unchanged
     assert "cdi.inspect_upload" in celery_worker.log()  # it really went through the worker
+    assert "address space capped at 16384 MiB" in celery_worker.log()  # CDI_WORKER_MEMORY_LIMIT_MB
     again = _upload(cast.api(cast.member), "copy.npy", content)
     assert (
         again.status_code == 200
@@ -71,7 +72,7 @@ def test_a_bad_file_checked_by_the_worker_gets_400_with_the_librarys_message(
 
 @pytest.fixture
 def unconsumed_queue(redis_server):
-    """Publish to a Redis database no worker reads (as if no worker listened on ``cpu``)."""
+    """Publish to a Redis database no worker reads (as if no worker listened on ``io``)."""
     point_celery_at(redis_server.rsplit("/", 1)[0] + "/7")
     yield
     point_celery_at(redis_server)
@@ -88,6 +89,17 @@ def test_no_worker_answering_in_time_gives_503_and_keeps_nothing(
     assert "no worker checked the file within 1 s" in detail and "try again" in detail
     assert str(media_root) not in detail
     assert Dataset.objects.count() == 0 and _stored_files(media_root) == before
+
+
+def test_a_wait_longer_than_the_redis_connect_timeout_ends_as_no_answer_not_unreachable(
+    cast, unconsumed_queue, in_worker, media_root
+):
+    """The reply client's read timeout follows the validation timeout (redis-py used to apply its
+    5 s connect timeout to the blocking read, so any file checked in over 5 s gave 503)."""
+    in_worker.CDI_VALIDATION_TIMEOUT_S = 6.5
+    response = _upload(cast.api(cast.owner), "pattern.npy", _npy_bytes(small_pattern(8)))
+    assert response.status_code == 503, response.content
+    assert "no worker checked the file within 6.5 s" in response.json()["detail"]
 
 
 def test_an_unreachable_queue_gives_503_and_keeps_nothing(cast, in_worker, media_root):

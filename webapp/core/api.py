@@ -251,7 +251,7 @@ def upload_dataset(request: HttpRequest, file: UploadedFile = File(...), group: 
                    name: str | None = Form(None)):
     """Upload a CXI / HDF5 / NeXus / NPY / NPZ / EDF file (multipart field ``file``).
 
-    The file is checked by the library in a worker (queue ``cpu``); a refused file gives 400 with
+    The file is checked by the library in a worker (queue ``io``); a refused file gives 400 with
     the library's message, a file already in the group gives 200 with ``duplicate: true`` and the
     existing dataset, and 503 means no worker checked it in time (nothing was stored: retry).
     """

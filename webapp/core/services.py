@@ -106,7 +106,7 @@ class ValidationUnavailable(ValidationError):
 def _inspect_upload(dest: Path, *, filename: str, folder: Path) -> dict[str, Any]:
     """The library's ``inspect_file`` dict of a stored upload, checked in a worker or inline.
 
-    With ``CDI_VALIDATE_IN_WORKER`` the file is parsed by a worker on the ``cpu`` queue (at most
+    With ``CDI_VALIDATE_IN_WORKER`` the file is parsed by a worker on the ``io`` queue (at most
     ``CDI_VALIDATION_TIMEOUT_S`` seconds); otherwise in this process. A refused file raises
     ``ValidationError(<library message>)`` naming the user's file, never our disk layout.
     """
