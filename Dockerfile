@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=webapp.settings \
     MEDIA_ROOT=/data/media \
-    CDI_VAR_DIR=/data/var
+    CDI_VAR_DIR=/data/var \
+    NUMBA_CACHE_DIR=/data/var/numba
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \

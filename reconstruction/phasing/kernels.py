@@ -21,13 +21,21 @@ _TINY = np.float32(1e-30)
 
 @functools.lru_cache(maxsize=1)
 def _compiled():
-    """The jitted kernels (compiled on first call, cached on disk), or None without numba."""
+    """(numba, modulus, modulus_free), compiled on first call; None without numba."""
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
         return None
+    try:
+        return (numba, *_build(numba, cache=True))
+    except RuntimeError:  # no writable cache location (read-only install, no home): compile
+        return (numba, *_build(numba, cache=False))
+
+
+def _build(numba, *, cache: bool):
+    """Jit the two kernels; ``cache`` keeps the machine code on disk for the next process."""
     opts = {
-        "parallel": True, "fastmath": True, "cache": True, "nogil": True, "error_model": "numpy"
+        "parallel": True, "fastmath": True, "cache": cache, "nogil": True, "error_model": "numpy"
     }
 
     @numba.njit(**opts)
@@ -58,7 +66,7 @@ def _compiled():
             sums[b, 0] = s
             sums[b, 1] = sf
 
-    return numba, modulus, modulus_free
+    return modulus, modulus_free
 
 
 def available() -> bool:

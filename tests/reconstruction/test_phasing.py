@@ -250,3 +250,25 @@ def test_bad_inputs_are_refused_with_actionable_messages():
         phase_retrieve(np.ones((8, 8)), runs=2, keep=3)
     with pytest.raises(ConfigError, match="neither 'auto'"):
         phase_retrieve(np.ones((8, 8)), support="/no/such/file.npy")
+
+
+def test_the_fused_kernel_compiles_without_a_disk_cache_where_none_is_writable(monkeypatch):
+    """A read-only install with no writable numba cache still gets the kernel (compiled anew)."""
+    from reconstruction.phasing import kernels
+
+    build = kernels._build
+
+    def no_cache_location(numba, *, cache):
+        if cache:
+            raise RuntimeError("cannot cache function 'modulus': no locator available")
+        return build(numba, cache=cache)
+
+    monkeypatch.setattr(kernels, "_build", no_cache_location)
+    kernels._compiled.cache_clear()
+    try:
+        assert kernels.available()
+        F = np.full((1, 4), 3 + 4j, np.complex64)
+        sums = kernels.modulus_project(F, np.full(4, 10, np.float32), np.ones(4, np.float32))
+        assert np.allclose(np.abs(F), 10) and np.allclose(sums[0], [4 * 25, 0])
+    finally:
+        kernels._compiled.cache_clear()
