@@ -13,6 +13,7 @@ import numpy as np
 from skimage.registration import phase_cross_correlation
 
 from reconstruction.errors import InvalidDataError
+from reconstruction.fourier import fft_nd
 
 
 @dataclass
@@ -39,13 +40,13 @@ def fourier_shift(obj: np.ndarray, shift) -> np.ndarray:
     shift = np.asarray(shift, dtype=float)
     if np.allclose(shift, np.round(shift)):
         return np.roll(obj, tuple(int(round(s)) for s in shift), axis=tuple(range(obj.ndim)))
-    spectrum = np.fft.fftn(obj)
+    spectrum = fft_nd(obj, norm="backward")
     phase = np.zeros(obj.shape)
     for axis, (n, s) in enumerate(zip(obj.shape, shift)):
         shape = [1] * obj.ndim
         shape[axis] = n
         phase = phase + (np.fft.fftfreq(n) * s).reshape(shape)
-    out = np.fft.ifftn(spectrum * np.exp(-2j * np.pi * phase))
+    out = fft_nd(spectrum * np.exp(-2j * np.pi * phase), inverse=True, norm="backward")
     return out if np.iscomplexobj(obj) else out.real
 
 
@@ -64,7 +65,7 @@ def fit_phase_ramp(
     prod = obj * np.conj(reference)
     if weight is not None:
         prod = prod * weight
-    spectrum = np.abs(np.fft.fftn(prod))
+    spectrum = np.abs(fft_nd(prod, norm="backward"))
     peak = np.unravel_index(np.argmax(spectrum), spectrum.shape)
     ramp = np.array(
         [2 * np.pi * np.fft.fftfreq(n)[p] for n, p in zip(obj.shape, peak)], dtype=float

@@ -13,6 +13,7 @@ import torch
 
 from reconstruction.device import pick_device
 from reconstruction.errors import ConfigError, InvalidDataError
+from reconstruction.fourier import fft_nd
 from reconstruction.metrics import (
     align_to,
     centre_object,
@@ -367,9 +368,8 @@ def phase_retrieve(
 def _starting_objects(amplitude, weight, support, initial_object, runs, seed) -> np.ndarray:
     """(runs, *shape) complex64 starting objects in the unshifted layout, on the data's scale."""
     shape = amplitude.shape
-    axes = tuple(range(len(shape)))
     if initial_object is not None:
-        field = np.fft.fftn(np.fft.ifftshift(initial_object.astype(np.complex64)), norm="ortho")
+        field = fft_nd(np.fft.ifftshift(initial_object.astype(np.complex64)))
         a_calc = np.abs(field)[np.fft.ifftshift(weight)]
         a_meas = np.fft.ifftshift(amplitude)[np.fft.ifftshift(weight)]
         denom = float(np.sum(a_calc.astype(np.float64) ** 2))
@@ -382,6 +382,6 @@ def _starting_objects(amplitude, weight, support, initial_object, runs, seed) ->
     for r in range(runs):
         rng = np.random.default_rng(seed + r)
         phases = rng.uniform(-np.pi, np.pi, size=shape)
-        obj = np.fft.ifftn(amp_u * np.exp(1j * phases), norm="ortho", axes=axes)
+        obj = fft_nd(amp_u * np.exp(1j * phases), inverse=True)
         out[r] = (obj * sup_u).astype(np.complex64)
     return out
