@@ -96,6 +96,8 @@ class Engine:
         self.fused = (on_cpu and kernels.available()) if fused is None else bool(fused)
         if self.fused and not on_cpu:
             raise ValueError("the fused modulus kernel runs on the CPU only")
+        if self.fused:
+            kernels.warm()
 
     # -- one iteration ---------------------------------------------------------------------
     def project_modulus(self) -> torch.Tensor:

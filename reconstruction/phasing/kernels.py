@@ -74,6 +74,16 @@ def available() -> bool:
     return _compiled() is not None
 
 
+@functools.lru_cache(maxsize=1)
+def warm() -> None:
+    """Compile (or load from the disk cache) both kernels for the engine's dtypes, once per
+    process, so that the first iterations are not charged for it (0.4-2 s)."""
+    F = np.zeros((1, 2), np.complex64)
+    a = np.ones(2, np.float32)
+    modulus_project(F, a, a)
+    modulus_project(F, a, a, a, a)
+
+
 def set_threads(n: int) -> int:
     """Use ``n`` threads (capped at numba's pool size) in the kernel; return the previous count."""
     numba = _compiled()[0]
