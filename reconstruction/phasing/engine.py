@@ -84,10 +84,6 @@ class Engine:
         self.sq = torch.empty_like(torch.view_as_real(self.psi))
         self.m2 = torch.empty(self.psi.shape, dtype=torch.float32, device=self.psi.device)
         self.mag = torch.empty_like(self.m2)
-        # the modulus factor as a complex buffer with zero imaginary part: multiplying F by a
-        # float tensor would cast it to complex (a full-size copy) every iteration
-        self.factor = torch.zeros_like(self.psi)
-        self.factor_re = self.factor.real
         self._index_for = None  # the support tensor the flat index below was built from
         self.shrinkwrap = shrinkwrap
         self.positivity = positivity
@@ -98,6 +94,11 @@ class Engine:
             raise ValueError("the fused modulus kernel runs on the CPU only")
         if self.fused:
             kernels.warm()
+        else:
+            # the modulus factor as a complex buffer with zero imaginary part: multiplying F by
+            # a float tensor would cast it to complex (a full-size copy) every iteration
+            self.factor = torch.zeros_like(self.psi)
+            self.factor_re = self.factor.real
 
     # -- one iteration ---------------------------------------------------------------------
     def project_modulus(self) -> torch.Tensor:
