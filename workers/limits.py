@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 
 from reconstruction.errors import ConfigError
 
@@ -38,9 +37,16 @@ def apply_memory_limit(limit_mb: int | None) -> None:
     """Cap this process's address space at ``limit_mb`` MiB (RLIMIT_AS); None leaves it alone."""
     if limit_mb is None:
         return
-    limit = int(limit_mb) * 1024 * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        import resource  # POSIX only
+
+        limit = int(limit_mb) * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, AttributeError, ValueError, OSError) as exc:  # no RLIMIT_AS here
+        logger.warning("worker process %d: cannot cap its memory (%s); running uncapped",
+                       os.getpid(), exc)
+        return
     logger.info("worker process %d: address space capped at %d MiB", os.getpid(), limit >> 20)

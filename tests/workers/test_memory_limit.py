@@ -65,3 +65,17 @@ def test_a_file_needing_more_memory_than_the_cap_is_refused_with_a_message(tmp_p
     assert out["answer"] == {
         "error": f"{path}: reading this file needs more memory than the server allows"
     }
+
+
+def test_a_platform_refusing_the_cap_logs_a_warning_and_runs_uncapped(monkeypatch, caplog):
+    import resource
+
+    from workers.limits import apply_memory_limit
+
+    def refuse(*args):
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    with caplog.at_level("WARNING", logger="workers.limits"):
+        apply_memory_limit(1024)
+    assert "cannot cap its memory (not allowed); running uncapped" in caplog.text
