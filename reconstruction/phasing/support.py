@@ -132,17 +132,25 @@ class ShrinkWrapper:
         self._kernel = None
 
     def kernel(self) -> torch.Tensor:
-        """Gaussian transfer function (rfft layout) for the current sigma."""
+        """Gaussian transfer function (rfft layout) for the current sigma, built on the device
+        as an outer product of 1D Gaussians (sigma changes at every update until sigma_min)."""
         if self._kernel_sigma != self.sigma:
-            k = _kernel_numpy(self.shape, self.sigma).astype(np.float32)
-            self._kernel = torch.from_numpy(k).to(self.device)
+            freqs = [torch.fft.fftfreq(n, device=self.device) for n in self.shape[:-1]]
+            freqs.append(torch.fft.rfftfreq(self.shape[-1], device=self.device))
+            k = None
+            for axis, f in enumerate(freqs):
+                g = torch.exp(-2 * math.pi**2 * self.sigma**2 * f.double() ** 2).float()
+                g = g.reshape([-1 if a == axis else 1 for a in range(self.ndim)])
+                k = g if k is None else k * g
+            # complex with zero imaginary part: a float factor would be cast at every update
+            self._kernel = torch.complex(k, torch.zeros_like(k)).contiguous()
             self._kernel_sigma = self.sigma
         return self._kernel
 
     def update(self, amplitude: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
         """New supports (B, *shape) float 0/1 from amplitudes (B, *shape); keeps refused ones."""
         dims = tuple(range(-self.ndim, 0))
-        spectrum = torch.fft.rfftn(amplitude, dim=dims) * self.kernel()
+        spectrum = torch.fft.rfftn(amplitude, dim=dims).mul_(self.kernel())
         blurred = torch.fft.irfftn(spectrum, s=self.shape, dim=dims)
         flat = blurred.reshape(blurred.shape[0], -1)
         peak = flat.amax(dim=1).clamp_min(1e-30)

@@ -275,3 +275,20 @@ def test_the_fused_kernel_compiles_without_a_disk_cache_where_none_is_writable(m
         assert np.allclose(np.abs(F), 10) and np.allclose(sums[0], [4 * 25, 0])
     finally:
         kernels._compiled.cache_clear()
+
+
+@pytest.mark.parametrize("shape", [(16, 12, 10), (20, 18)])
+def test_the_shrinkwrap_blur_of_a_point_is_a_unit_gaussian_of_width_sigma(shape):
+    """The device-built transfer function blurs a delta into exp(-r^2 / 2 sigma^2), sum 1."""
+    from reconstruction.phasing.support import ShrinkWrapper, resolve_shrinkwrap
+
+    sw = ShrinkWrapper(resolve_shrinkwrap(True, default_on=True), shape, torch.device("cpu"))
+    sw.sigma = 1.5
+    delta = torch.zeros((1,) + shape)
+    delta[(0,) + (0,) * len(shape)] = 1.0
+    dims = tuple(range(-len(shape), 0))
+    blurred = torch.fft.irfftn(torch.fft.rfftn(delta, dim=dims) * sw.kernel(), s=shape, dim=dims)[0]
+    r2 = sum(np.minimum(g, n - g) ** 2 for g, n in zip(np.indices(shape), shape))
+    expected = np.exp(-r2 / (2 * 1.5**2))
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(blurred.numpy(), expected / expected.sum(), atol=2e-4)
