@@ -218,12 +218,16 @@ class Engine:
 
         With ``keep_best`` the iterate of lowest chi2 (the start included) is what remains in
         ``psi`` at the end, so a refinement never returns a worse object than it was given.
+        A schedule of ER only with a fixed support (no shrink-wrap) reduces chi2 at every
+        iteration (the error-reduction property), so there only the start and the end are
+        compared instead of copying every new best iterate.
         """
         total = schedule.total
         chi2: list[torch.Tensor] = []  # one (B,) tensor per iteration, stacked at the end
         chi2_free: list[tuple[int, torch.Tensor]] = []
         fractions = [(0, self.support.reshape(self.batch, -1).mean(dim=1))]
         sw = self.shrinkwrap
+        monotone = sw is None and all(seg.name == "ER" for seg in schedule.segments())
         last_report = time.monotonic()
         it = 0
         for seg in schedule.segments():
@@ -232,7 +236,7 @@ class Engine:
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
                 chi2.append(c)
-                if keep_best:
+                if keep_best and (it == 0 or not monotone):
                     self._remember(c)
                 if cf is not None:
                     chi2_free.append((it, cf))
