@@ -132,7 +132,7 @@ def bench_real(args) -> int:
                              shrinkwrap=shrinkwrap)
         seconds = time.perf_counter() - t0
         sw = "default shrink-wrap" if shrinkwrap is None else "shrink-wrap thr 0.1 sigma 1 every it."
-        print(f"| ours (torch) | {res.algorithm} ({sw}) | {args.runs} | {seconds:.1f} | "
+        print(f"| ours | {res.algorithm} ({sw}) | {args.runs} | {seconds:.1f} | "
               f"{1e3 * res.metrics['seconds_per_iteration']:.2f} | {res.metrics['chi2']:.4g} | "
               f"{res.metrics['chi2_free']:.4g} | {support_shape(res.support)} |", flush=True)
     if not args.skip_cohere:
