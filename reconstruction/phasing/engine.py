@@ -90,11 +90,9 @@ class Engine:
         self.free_period = max(1, int(free_period))
         on_cpu = self.psi.device.type == "cpu"
         self.fused = (on_cpu and kernels.available()) if fused is None else bool(fused)
-        if self.fused and not on_cpu:
-            raise ValueError("the fused modulus kernel runs on the CPU only")
-        if self.fused:
-            kernels.warm()
-        else:
+        if self.fused and not (on_cpu and kernels.available()):
+            raise ValueError("the fused modulus kernel runs on the CPU only, with numba")
+        if not self.fused:
             # the modulus factor as a complex buffer with zero imaginary part: multiplying F by
             # a float tensor would cast it to complex (a full-size copy) every iteration
             self.factor = torch.zeros_like(self.psi)

@@ -8,7 +8,7 @@ import torch
 
 from reconstruction.errors import Cancelled, ConfigError, InvalidDataError
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
-from reconstruction.phasing import phase_retrieve, parse_schedule
+from reconstruction.phasing import parse_schedule, phase_retrieve
 from reconstruction.phasing.engine import Engine
 from reconstruction.progress import CancelToken
 from tests.reconstruction.phasing_objects import counts, faceted_crystal
@@ -19,7 +19,7 @@ def engine_for(obj, intensity, mask, support, seed=0, fused=None) -> Engine:
     shift = np.fft.ifftshift
     rng = np.random.default_rng(seed)
     psi = shift(obj * support) * np.exp(1j * rng.uniform(-1, 1, obj.shape)) * 1.3
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(shift(x))).float()  # noqa: E731
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(shift(x))).float()
     return Engine(
         t(np.sqrt(intensity)), t((~mask).astype(np.float32)), t(support.astype(np.float32))[None],
         torch.from_numpy(psi.astype(np.complex64))[None], fused=fused,
@@ -198,7 +198,7 @@ def test_raar_with_the_true_support_converges_and_records_its_segments():
 # -- runs, seeds, starts, cancel -----------------------------------------------------------
 def test_the_same_seed_gives_the_same_result_and_another_seed_another_start():
     intensity = counts(faceted_crystal(16, 6), 1e6, seed=0)
-    kwargs = dict(algorithm="HIO**30,ER**10", n_cycles=1, device="cpu", runs=2)
+    kwargs = {"algorithm": "HIO**30,ER**10", "n_cycles": 1, "device": "cpu", "runs": 2}
     a = phase_retrieve(intensity, seed=3, **kwargs)
     b = phase_retrieve(intensity, seed=3, **kwargs)
     c = phase_retrieve(intensity, seed=4, **kwargs)
@@ -268,6 +268,7 @@ def test_the_fused_kernel_compiles_without_a_disk_cache_where_none_is_writable(m
 
     monkeypatch.setattr(kernels, "_build", no_cache_location)
     kernels._compiled.cache_clear()
+    kernels.available.cache_clear()
     try:
         assert kernels.available()
         F = np.full((1, 4), 3 + 4j, np.complex64)
@@ -275,6 +276,32 @@ def test_the_fused_kernel_compiles_without_a_disk_cache_where_none_is_writable(m
         assert np.allclose(np.abs(F), 10) and np.allclose(sums[0], [4 * 25, 0])
     finally:
         kernels._compiled.cache_clear()
+        kernels.available.cache_clear()
+
+
+def test_a_kernel_that_fails_to_compile_leaves_the_engine_on_torch(monkeypatch, caplog):
+    from reconstruction.phasing import kernels
+
+    def broken(numba, *, cache):
+        def modulus(*args):
+            raise TypeError("No implementation of function (LLVM lowering failed)")
+
+        return modulus, modulus
+
+    monkeypatch.setattr(kernels, "_build", broken)
+    kernels._compiled.cache_clear()
+    kernels.available.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="reconstruction.phasing.kernels"):
+            obj = faceted_crystal(16, 6)
+            eng = engine_for(obj, counts(obj, 1e6, seed=None), np.zeros(obj.shape, bool),
+                             np.abs(obj) > 0)
+        assert eng.fused is False and "using torch" in caplog.text
+        chi2, _ = eng._modulus(free=False)
+        assert np.isfinite(float(chi2[0]))
+    finally:
+        kernels._compiled.cache_clear()
+        kernels.available.cache_clear()
 
 
 @pytest.mark.parametrize("shape", [(16, 12, 10), (20, 18)])
