@@ -6,7 +6,8 @@ mostly in memory traffic. Here the whole step (|F|, chi2 and chi2_free sums, the
 replacement that leaves unconstrained pixels free) is one pass, parallel over voxels, with the
 sums accumulated in float64. CUDA keeps the torch chain (its kernels are already fast).
 
-numba is imported on first use; when it cannot be imported the engine falls back to torch.
+numba is imported on first use; when it cannot be imported or the kernels fail to compile, the
+engine falls back to the torch chain (with a logged warning).
 """
 
 from __future__ import annotations
