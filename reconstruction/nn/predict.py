@@ -53,7 +53,18 @@ def check_input_shape(model: PhaseNet, shape: tuple[int, ...]) -> None:
 
 def _forward(model: PhaseNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the network; a CPU batch of one is doubled, because PyTorch's CPU convolution takes a
-    slow non-oneDNN path at batch 1 (measured 3-10x slower than two samples at once)."""
+    slow non-oneDNN path at batch 1 (measured 3-10x slower than two samples at once).
+
+    On the CPU a 3D network runs in the channels-last memory format (weights converted in
+    place, values unchanged), which oneDNN's 3D convolutions prefer: a 64^3 prediction took
+    66 instead of 106 ms for the doubled batch of one, 31 instead of 46 ms per pattern in
+    batches of 8 (2 threads).
+    """
+    if x.device.type == "cpu" and x.dim() == 5:
+        if not getattr(model, "_channels_last_3d", False):  # converting costs ~4 ms a call
+            model.to(memory_format=torch.channels_last_3d)
+            model._channels_last_3d = True
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     if x.shape[0] == 1 and x.device.type == "cpu":
         amp, phase = model(torch.cat([x, x]))
         return amp[:1], phase[:1]

@@ -212,3 +212,25 @@ def test_a_checkpoint_with_arbitrary_objects_is_refused_without_advising_to_run_
     random.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint archive"):
         load_checkpoint(random)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_cpu_prediction_in_channels_last_format_gives_the_same_outputs(batch):
+    """The predict path converts a 3D model to channels-last (faster oneDNN convolutions); the
+    outputs and the weights' hash are those of the plain model."""
+    from reconstruction.nn.predict import _forward
+
+    torch.manual_seed(0)
+    model = PhaseNet(TINY).eval()
+    x = torch.rand(batch, 1, 16, 16, 16)
+    sha = weights_sha256(model.state_dict())
+    with torch.no_grad():
+        ref_amp, ref_phase = model(x if batch > 1 else torch.cat([x, x]))
+        amp, phase = _forward(model, x)
+    conv_weights = [p for p in model.parameters() if p.dim() == 5]
+    assert conv_weights and all(
+        w.is_contiguous(memory_format=torch.channels_last_3d) for w in conv_weights
+    )
+    assert torch.allclose(amp, ref_amp[:batch], atol=1e-5)
+    assert torch.allclose(phase, ref_phase[:batch], atol=1e-4)
+    assert weights_sha256(model.state_dict()) == sha
