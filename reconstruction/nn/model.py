@@ -124,3 +124,26 @@ class PhaseNet(nn.Module):
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def use_cpu_fast_layout(model: nn.Module, device: torch.device) -> None:
+    """On the CPU, convert a 3D network in place (once) to the channels-last memory format,
+    where oneDNN's 3D convolutions are fastest; values, and the weights' sha256, are unchanged.
+
+    Measured on 2 cores at 64^3: a prediction 106 -> 66 ms (batch of two), a training step of
+    batch 4 0.75 -> 0.51 s. Call it before wrapping the model in DistributedDataParallel.
+    """
+    config = getattr(model, "config", None)
+    if device.type != "cpu" or getattr(config, "dims", 3) != 3:
+        return
+    if not getattr(model, "_channels_last_3d", False):
+        model.to(memory_format=torch.channels_last_3d)
+        model._channels_last_3d = True
+
+
+def cpu_fast_input(x: torch.Tensor) -> torch.Tensor:
+    """A CPU batch (B, 1, N, N, N) in the channels-last format that goes with
+    ``use_cpu_fast_layout``; anything else unchanged."""
+    if x.device.type != "cpu" or x.dim() != 5:
+        return x
+    return x.contiguous(memory_format=torch.channels_last_3d)

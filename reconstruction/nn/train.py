@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from reconstruction.nn.config import TrainRecipe
+from reconstruction.nn.model import cpu_fast_input, use_cpu_fast_layout
 from reconstruction.nn.physics import (
     amplitude_loss,
     assemble_object,
@@ -147,7 +148,7 @@ def batch_loss(
     device: torch.device,
 ) -> torch.Tensor:
     """Return the mean loss of one batch (physics loss, plus the supervised term for "hybrid")."""
-    x = batch["input"].to(device, non_blocking=True)  # (B, 1, N, ...)
+    x = cpu_fast_input(batch["input"].to(device, non_blocking=True))  # (B, 1, N, ...)
     mask = batch["mask"].to(device, non_blocking=True)
     with torch.autocast(
         device_type=device.type,
@@ -251,6 +252,7 @@ def fit(
     """
     info = dist_info or DistInfo()
     model.to(device)
+    use_cpu_fast_layout(model, device)
     net = model
     if info.active:
         net = torch.nn.parallel.DistributedDataParallel(

@@ -216,7 +216,7 @@ def test_a_checkpoint_with_arbitrary_objects_is_refused_without_advising_to_run_
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_cpu_prediction_in_channels_last_format_gives_the_same_outputs(batch):
-    """The predict path converts a 3D model to channels-last (faster oneDNN convolutions); the
+    """The CPU path converts a 3D model to channels-last (faster oneDNN convolutions); the
     outputs and the weights' hash are those of the plain model."""
     from reconstruction.nn.predict import _forward
 
