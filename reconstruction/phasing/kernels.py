@@ -42,16 +42,20 @@ def _build(numba, *, cache: bool):
         "parallel": True, "fastmath": True, "cache": cache, "nogil": True, "error_model": "numpy"
     }
 
+    @numba.njit(inline="always", fastmath=True, error_model="numpy")
+    def project(f, a, w):  # pragma: no cover - compiled
+        """(|f|, f with its modulus replaced by a where w = 1, kept where w = 0)."""
+        m = math.sqrt(f.real * f.real + f.imag * f.imag)
+        return m, f * (a / max(m, _TINY) + (np.float32(1.0) - w))
+
     @numba.njit(**opts)
     def modulus(F, wa, w, sums):  # pragma: no cover - compiled
         for b in range(F.shape[0]):
             s = 0.0
             for i in numba.prange(F.shape[1]):
-                f = F[b, i]
-                m = math.sqrt(f.real * f.real + f.imag * f.imag)
+                m, F[b, i] = project(F[b, i], wa[i], w[i])
                 d = w[i] * m - wa[i]
                 s += d * d
-                F[b, i] = f * (wa[i] / max(m, _TINY) + (np.float32(1.0) - w[i]))
             sums[b, 0] = s
 
     @numba.njit(**opts)
@@ -60,13 +64,11 @@ def _build(numba, *, cache: bool):
             s = 0.0
             sf = 0.0
             for i in numba.prange(F.shape[1]):
-                f = F[b, i]
-                m = math.sqrt(f.real * f.real + f.imag * f.imag)
+                m, F[b, i] = project(F[b, i], wa[i], w[i])
                 d = w[i] * m - wa[i]
                 s += d * d
                 df = fr[i] * m - fa[i]
                 sf += df * df
-                F[b, i] = f * (wa[i] / max(m, _TINY) + (np.float32(1.0) - w[i]))
             sums[b, 0] = s
             sums[b, 1] = sf
 
