@@ -6,6 +6,7 @@ FFT-native (unshifted) layout, where a circular blur needs no shift.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -111,10 +112,20 @@ def gaussian_blur_numpy(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.fft.irfftn(spectrum * _kernel_numpy(values.shape, sigma), s=values.shape, axes=axes)
 
 
-def _kernel_numpy(shape, sigma):
+def _gaussian_factors(shape, sigma) -> list[np.ndarray]:
+    """Per-axis factors of the Gaussian transfer function (rfft layout on the last axis),
+    float64, each shaped to broadcast against the others: their product is the 3D kernel."""
     freqs = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
-    grids = np.meshgrid(*freqs, indexing="ij", sparse=True)
-    return np.exp(-2 * math.pi**2 * sigma**2 * sum(g**2 for g in grids))
+    return [
+        np.exp(-2 * math.pi**2 * sigma**2 * f**2).reshape(
+            [-1 if a == axis else 1 for a in range(len(shape))]
+        )
+        for axis, f in enumerate(freqs)
+    ]
+
+
+def _kernel_numpy(shape, sigma):
+    return functools.reduce(np.multiply, _gaussian_factors(shape, sigma))
 
 
 class ShrinkWrapper:
@@ -132,16 +143,13 @@ class ShrinkWrapper:
         self._kernel = None
 
     def kernel(self) -> torch.Tensor:
-        """Gaussian transfer function (rfft layout) for the current sigma, built on the device
-        as an outer product of 1D Gaussians (sigma changes at every update until sigma_min)."""
+        """Gaussian transfer function (rfft layout) for the current sigma, the outer product of
+        the 1D factors built on the device (sigma changes at every update until sigma_min)."""
         if self._kernel_sigma != self.sigma:
-            freqs = [torch.fft.fftfreq(n, device=self.device) for n in self.shape[:-1]]
-            freqs.append(torch.fft.rfftfreq(self.shape[-1], device=self.device))
-            k = None
-            for axis, f in enumerate(freqs):
-                g = torch.exp(-2 * math.pi**2 * self.sigma**2 * f.double() ** 2).float()
-                g = g.reshape([-1 if a == axis else 1 for a in range(self.ndim)])
-                k = g if k is None else k * g
+            factors = _gaussian_factors(self.shape, self.sigma)
+            k = functools.reduce(
+                torch.mul, (torch.from_numpy(g.astype(np.float32)).to(self.device) for g in factors)
+            )
             # complex with zero imaginary part: a float factor would be cast at every update
             self._kernel = torch.complex(k, torch.zeros_like(k)).contiguous()
             self._kernel_sigma = self.sigma
