@@ -1,6 +1,7 @@
 """The project's one Fourier convention against analytic transforms."""
 
 import numpy as np
+import pytest
 import torch
 
 from reconstruction.fourier import (
@@ -8,6 +9,7 @@ from reconstruction.fourier import (
     backpropagate_torch,
     farfield,
     farfield_torch,
+    fft_nd,
     intensity_of,
 )
 
@@ -53,3 +55,18 @@ def test_torch_and_numpy_conventions_agree_on_batches():
         assert np.allclose(out[b], farfield(obj[b]), atol=1e-5)
     back = backpropagate_torch(torch.from_numpy(out), ndim=3).numpy()
     assert np.allclose(back, obj, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [(np.float32, np.complex64), (np.complex64, np.complex64), (np.float64, np.complex128),
+     (np.int16, np.complex128), (np.bool_, np.complex128), (np.float16, np.complex128),
+     (np.longdouble, np.complex128), (np.clongdouble, np.complex128)],
+)
+def test_fft_nd_takes_every_numeric_dtype_and_matches_numpy(dtype, expected):
+    x = (np.arange(60).reshape(3, 4, 5) % 7).astype(dtype)
+    out = fft_nd(x)
+    assert out.dtype == expected
+    ref = np.fft.fftn(x.astype(np.complex128), norm="ortho")
+    assert np.allclose(out, ref, atol=1e-4 * np.abs(ref).max())
+    assert np.allclose(fft_nd(out, inverse=True), x.astype(np.complex128), atol=1e-3)
