@@ -33,7 +33,7 @@ def fft_nd(x: np.ndarray, *, inverse: bool = False, norm: str = "ortho") -> np.n
     """n-D FFT over all axes of a numpy array (no shifts), through torch's FFT (MKL on x86: about
     4x numpy's here), in the array's own precision (complex64 stays complex64, float64 and
     integers give complex128). ``norm`` as in ``numpy.fft``."""
-    if x.dtype not in _TORCH_FFT_DTYPES:  # integers, bool, float16, long double: as numpy does
+    if x.dtype not in _TORCH_FFT_DTYPES:  # integers, bool, float16, long double: in double
         x = x.astype(np.complex128 if x.dtype.kind == "c" else np.float64)
     t = torch.from_numpy(np.ascontiguousarray(x))
     out = torch.fft.ifftn(t, norm=norm) if inverse else torch.fft.fftn(t, norm=norm)
