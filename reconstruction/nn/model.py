@@ -136,9 +136,10 @@ def use_cpu_fast_layout(model: nn.Module, device: torch.device) -> None:
     config = getattr(model, "config", None)
     if device.type != "cpu" or getattr(config, "dims", 3) != 3:
         return
-    if not getattr(model, "_channels_last_3d", False):
+    # read off the weights (a layer with one input channel looks contiguous either way)
+    weights = [p for p in model.parameters() if p.dim() == 5 and p.shape[1] > 1]
+    if not all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in weights):
         model.to(memory_format=torch.channels_last_3d)
-        model._channels_last_3d = True
 
 
 def cpu_fast_input(x: torch.Tensor) -> torch.Tensor:
