@@ -44,6 +44,7 @@ LENGTH_UNITS = {
     "å": 1e-10,
 }
 ENERGY_UNITS = {"j": 1.0, "ev": EV, "kev": 1e3 * EV}
+ANGLE_UNITS = {"rad": 180.0 / np.pi, "radian": 180.0 / np.pi, "radians": 180.0 / np.pi}  # to deg
 
 
 @dataclass
@@ -374,14 +375,7 @@ def _bragg_angle(entry: h5py.Group, meta: Metadata) -> None:
         return
 
     def angle(name: str) -> float | None:
-        for g in groups:
-            d = g.get(name)
-            if isinstance(d, h5py.Dataset) and _numeric(d.dtype) and 1 <= (d.size or 0) <= 1_000_000:
-                value = float(np.ravel(d[()])[0])
-                if _as_str(d.attrs.get("units", "deg")).lower().startswith("rad"):
-                    value = float(np.degrees(value))
-                return value if np.isfinite(value) else None
-        return None
+        return _first(groups, (name,), ANGLE_UNITS, positive=False)
 
     for name in TWO_THETA_NAMES:
         two_theta = angle(name)
@@ -400,7 +394,9 @@ def _bragg_angle(entry: h5py.Group, meta: Metadata) -> None:
             return
 
 
-def _first(groups, names, units: dict[str, float]) -> float | None:
+def _first(groups, names, units: dict[str, float], *, positive: bool = True) -> float | None:
+    """The first finite (and, with ``positive``, > 0) scalar among ``names`` in ``groups``,
+    converted by ``units[its units attribute]`` (unknown units: as stored)."""
     for g in groups:
         for n in names:
             d = g.get(n)
@@ -414,7 +410,7 @@ def _first(groups, names, units: dict[str, float]) -> float | None:
                 unit = _as_str(d.attrs.get("units", "")).strip().lower()
                 if unit in units:
                     value *= units[unit]
-                if np.isfinite(value) and value > 0:
+                if np.isfinite(value) and (value > 0 or not positive):
                     return value
     return None
 
