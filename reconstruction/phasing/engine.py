@@ -27,6 +27,15 @@ from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent,
 _EPS = 1e-30
 
 
+def _outside(name: str, beta: float | None) -> tuple[float, float]:
+    """(c_psi, c_P) of the outside-support rule c_psi psi + c_P P of ER, HIO and RAAR."""
+    if name == "ER":
+        return 0.0, 0.0
+    if name == "HIO":
+        return 1.0, -beta
+    return beta, 1.0 - 2.0 * beta  # RAAR
+
+
 @dataclass
 class EngineHistory:
     """Per-iteration records (numpy, shape (n_iterations, B)): chi2, chi2_free, support fraction."""
@@ -85,6 +94,7 @@ class Engine:
         self.m2 = torch.empty(self.psi.shape, dtype=torch.float32, device=self.psi.device)
         self.mag = torch.empty_like(self.m2)
         self._index_for = None  # the support tensor the flat index below was built from
+        self._u8_for = None  # the support tensor the uint8 copy below was built from
         self.shrinkwrap = shrinkwrap
         self.positivity = positivity
         self.free_period = max(1, int(free_period))
@@ -147,8 +157,12 @@ class Engine:
 
     @functools.cached_property
     def _np(self) -> dict[str, np.ndarray]:
-        """Flat numpy views of the constant arrays, for the fused kernel."""
-        out = {"wa": self.wa.numpy().reshape(-1), "w": self.w.numpy().reshape(-1)}
+        """Flat numpy views of the constant arrays and of psi, for the fused kernels."""
+        out = {
+            "wa": self.wa.numpy().reshape(-1),
+            "w": self.w.numpy().reshape(-1),
+            "psi": self.psi.numpy().reshape(self.batch, -1),
+        }
         if self.free is not None:
             out["fa"] = self.fa.numpy().reshape(-1)
             out["free"] = self.free.numpy().reshape(-1)
@@ -180,13 +194,25 @@ class Engine:
             self._index_for = support
         return self._index
 
+    def _support_u8(self) -> np.ndarray:
+        """(B, N) uint8 numpy copy of the support for the fused update (rebuilt when it changes)."""
+        if self._u8_for is not self.support:
+            flat = self.support.reshape(self.batch, -1) > 0.5
+            self._u8 = flat.to(torch.uint8).numpy()
+            self._u8_for = self.support
+        return self._u8
+
     def _update(self, name: str, beta: float | None) -> None:
         """psi <- ER / HIO / RAAR from psi and P = P_M psi.
 
-        The outside-support rule is applied to the whole box in one pass, then the support
-        voxels (a few % of the box) are overwritten with P by index: no per-voxel coefficient
-        arrays, no ``torch.where``.
+        Fused (CPU): one numba pass. Otherwise the outside-support rule is applied to the whole
+        box in one torch pass, then the support voxels (a few % of the box) are overwritten with
+        P by index: no per-voxel coefficient arrays, no ``torch.where``.
         """
+        if self.fused and not self.positivity:
+            P = self.P.numpy().reshape(self.batch, -1)
+            kernels.update_outside(self._np["psi"], P, self._support_u8(), *_outside(name, beta))
+            return
         if self.positivity:
             self.P.imag.zero_()
             support = self.support * (self.P.real > 0).to(self.support.dtype)
@@ -221,8 +247,12 @@ class Engine:
         compared instead of copying every new best iterate.
         """
         total = schedule.total
-        chi2: list[torch.Tensor] = []  # one (B,) tensor per iteration, stacked at the end
-        chi2_free: list[tuple[int, torch.Tensor]] = []
+        # records preallocated on the device: no host sync per iteration on CUDA, and no small
+        # allocation per iteration that would outlive it (on the CPU those split the freed FFT
+        # buffers that ``heap.reuse_freed_memory`` keeps for the next iteration)
+        dev = self.psi.device
+        chi2 = torch.zeros((total, self.batch), dtype=torch.float32, device=dev)
+        chi2_free = torch.full((total, self.batch), math.nan, dtype=torch.float32, device=dev)
         fractions = [(0, self.support.reshape(self.batch, -1).mean(dim=1))]
         sw = self.shrinkwrap
         monotone = sw is None and all(seg.name == "ER" for seg in schedule.segments())
@@ -233,11 +263,11 @@ class Engine:
                 check(cancel)
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
-                chi2.append(c)
+                chi2[it] = c
                 if keep_best and (it == 0 or not monotone):
                     self._remember(c)
                 if cf is not None:
-                    chi2_free.append((it, cf))
+                    chi2_free[it] = cf
                 self._update(seg.name, seg.beta)
                 if sw is not None and (it + 1) % sw.settings.period == 0 and it + 1 < total:
                     self.support = sw.update(self._projected_amplitude(), self.support)
@@ -259,10 +289,8 @@ class Engine:
             c, _ = self._modulus(free=False)
             self._remember(c)
             self.psi.copy_(self._best)
-        history_chi2 = torch.stack(chi2).cpu().numpy() if chi2 else np.zeros((0, self.batch))
-        history_free = np.full((total, self.batch), np.nan, dtype=np.float32)
-        for i, value in chi2_free:
-            history_free[i] = value.cpu().numpy()
+        history_chi2 = chi2.cpu().numpy()
+        history_free = chi2_free.cpu().numpy()
         history_fraction = np.empty((total, self.batch), dtype=np.float32)
         for i, value in fractions:
             history_fraction[i:] = value.cpu().numpy()

@@ -24,6 +24,7 @@ from reconstruction.metrics import (
 )
 from reconstruction.phasing import kernels
 from reconstruction.phasing.engine import Engine
+from reconstruction.phasing.heap import reuse_freed_memory
 from reconstruction.phasing.schedule import parse_schedule
 from reconstruction.phasing.support import (
     ShrinkWrap,
@@ -248,9 +249,10 @@ def phase_retrieve(
     kernel_threads_before = kernels.set_threads(threads) if engine.fused else None
     try:
         t0 = time.monotonic()
-        history = engine.run(
-            schedule, progress=progress, cancel=cancel, keep_best=initial_object is not None
-        )
+        with reuse_freed_memory():
+            history = engine.run(
+                schedule, progress=progress, cancel=cancel, keep_best=initial_object is not None
+            )
         t_iter = time.monotonic() - t0
     finally:
         torch.set_num_threads(threads_before)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from reconstruction.errors import Cancelled, ConfigError, InvalidDataError
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
-from reconstruction.phasing import parse_schedule, phase_retrieve
+from reconstruction.phasing import heap, parse_schedule, phase_retrieve
 from reconstruction.phasing.engine import Engine
 from reconstruction.progress import CancelToken
 from tests.reconstruction.phasing_objects import counts, faceted_crystal
@@ -105,8 +107,9 @@ def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free(fuse
 
 
 @pytest.mark.parametrize("algorithm", ["ER**4", "HIO**4", "RAAR(0.75)**4"])
-def test_the_fused_cpu_modulus_step_matches_the_torch_chain(algorithm):
-    """Same iterates, chi2 and chi2_free from both paths, on a batch with masked and free pixels."""
+def test_the_fused_cpu_kernels_match_the_torch_chain(algorithm):
+    """Same iterates, chi2 and chi2_free from both paths (modulus step and real-space update),
+    on a batch with masked and free pixels and a different support per run."""
     gen = torch.Generator().manual_seed(0)
     shape, batch = (12, 10, 14), 3
     amplitude = torch.rand(shape, generator=gen) * 10
@@ -286,7 +289,7 @@ def test_a_kernel_that_fails_to_compile_leaves_the_engine_on_torch(monkeypatch, 
         def modulus(*args):
             raise TypeError("No implementation of function (LLVM lowering failed)")
 
-        return modulus, modulus
+        return modulus, modulus, modulus
 
     monkeypatch.setattr(kernels, "_build", broken)
     kernels._compiled.cache_clear()
@@ -319,3 +322,45 @@ def test_the_shrinkwrap_blur_of_a_point_is_a_unit_gaussian_of_width_sigma(shape)
     expected = np.exp(-r2 / (2 * 1.5**2))
     assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-5)
     assert np.allclose(blurred.numpy(), expected / expected.sum(), atol=2e-4)
+
+
+def test_the_kernels_load_from_the_disk_cache_in_the_next_process(tmp_path):
+    """A second process loads all three kernels from numba's cache instead of compiling them."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from reconstruction.phasing import kernels; assert kernels.available()"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    logs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True, cwd=str(Path(__file__).resolve().parents[2])).stdout
+        for _ in range(2)
+    ]
+    for name in ("modulus", "modulus_free", "update"):
+        assert f"locals.{name}-" in logs[0] and "data saved" in logs[0]
+        loaded = [line for line in logs[1].splitlines() if "data loaded" in line]
+        assert any(f"locals.{name}-" in line for line in loaded), logs[1]
+    assert "data saved" not in logs[1]
+
+
+@pytest.mark.skipif(heap._libc() is None, reason="glibc only")
+def test_freed_fft_sized_buffers_are_reused_without_page_faults_inside_the_context():
+    """Inside the context freed blocks are reused (no page faults once the heap has settled;
+    outside it glibc maps every block above 32 MB afresh), and on exit the free memory goes
+    back to the system, so the next block faults in again."""
+    import resource
+
+    def faults(n: int) -> list[int]:
+        out = []
+        for _ in range(n):  # 48 MB each, above glibc's largest mmap threshold
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            torch.zeros(6_000_000, dtype=torch.complex64)
+            out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return out
+
+    pages = 48_000_000 // 4096
+    with heap.reuse_freed_memory() as tuned:
+        assert tuned
+        assert max(faults(8)[3:]) < pages // 100  # the heap settles within a few blocks
+    assert faults(1)[0] > pages // 2  # returned to the system on exit (malloc_trim)
