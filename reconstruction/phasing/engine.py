@@ -143,7 +143,7 @@ class Engine:
         """The modulus step of ``_modulus`` as one numba pass over F (CPU only)."""
         B = self.batch
         flat = F.numpy().reshape(B, -1)
-        if self.free is None:
+        if self.free is None or not free:  # free pixels have w = 0: kept as they are
             sums = kernels.modulus_project(flat, self._np["wa"], self._np["w"])
         else:
             sums = kernels.modulus_project(
