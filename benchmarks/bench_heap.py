@@ -27,9 +27,9 @@ def one_case(n: int, runs: int, heap_on: bool, threads: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    import reconstruction.phasing.retrieve as retrieve
     from benchmarks.bench_phasing import RECIPE, faceted_crystal
     from reconstruction.fourier import intensity_of
+    from reconstruction.phasing import retrieve
 
     if not heap_on:
         retrieve.reuse_freed_memory = contextlib.nullcontext

@@ -2,11 +2,11 @@
 leaves masked and free pixels unconstrained, and periodic shrink-wrap.
 
 Everything here is PyTorch on one device, in the FFT-native (unshifted) layout: callers shift
-at the boundaries. On the CPU the modulus step between the two FFTs is one fused pass
-(``kernels``, numba); elsewhere, or when asked, it is a chain of torch calls on preallocated
-buffers, with magnitudes from the real view (``torch.abs`` on complex is slow on the CPU
-build). HIO/RAAR apply their outside-support rule to the whole box in one pass and overwrite the
-support voxels by index (no ``torch.where``).
+at the boundaries. On the CPU the modulus step between the two FFTs and the real-space update
+are one fused pass each (``kernels``, numba); elsewhere, or when asked, the modulus step is a
+chain of torch calls on preallocated buffers, with magnitudes from the real view (``torch.abs``
+on complex is slow on the CPU build), and ER/HIO/RAAR apply their outside-support rule to the
+whole box in one pass and overwrite the support voxels by index (no ``torch.where``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ large blocks come from the heap and freed blocks stay there for the next iterati
 free memory is returned to the system and glibc is left with static thresholds equal to the
 largest values its own adaptive rule can reach, so later work (training, analysis) keeps the
 same behaviour it would have reached after its first large free.
+
+The settings are process-wide: another thread allocating meanwhile is served the same way, and
+of two overlapping runs the first to finish restores the defaults (the other then runs as
+before this module existed: slower, never wrong).
 """
 
 from __future__ import annotations
@@ -18,11 +22,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import logging
 import platform
 from collections.abc import Iterator
-
-logger = logging.getLogger(__name__)
 
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
