@@ -185,8 +185,8 @@ def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | 
     return refine_file(
         prepared_input(job), str(job.result_path),
         initial_path=str(job.parent.result_path), algorithm=p["algorithm"],
-        support_threshold=p["support_threshold"], device=ctx.device,
-        progress=progress or ctx.progress, cancel=ctx.cancel,
+        support_threshold=p["support_threshold"], shrinkwrap=p.get("shrinkwrap") or None,
+        device=ctx.device, progress=progress or ctx.progress, cancel=ctx.cancel,
         provenance=ctx.provenance | {"job_id": job.pk, "parent_job_id": job.parent.pk},
     )
 
@@ -250,7 +250,8 @@ def run_pipeline(ctx: Context) -> dict[str, Any]:
     predict = _step(ctx, kind="predict", parent=job, params={"optimise_steps": job.params.get("optimise_steps", 0)},
                     lo=0.0, hi=0.25, run=run_predict)
     refine = _step(ctx, kind="refine", parent=predict,
-                   params={"algorithm": job.params["algorithm"], "support_threshold": job.params["support_threshold"]},
+                   params={k: job.params[k] for k in ("algorithm", "support_threshold", "shrinkwrap")
+                           if k in job.params},
                    lo=0.25, hi=1.0, run=run_refine)
     temp = f"{job.result_path}.tmp-{os.getpid()}"
     shutil.copyfile(refine.result_path, temp)

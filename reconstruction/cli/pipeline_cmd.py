@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--algorithm", default="ER**50", help="refinement schedule")
     parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
+    parser.add_argument("--shrinkwrap", action="store_true",
+                        help="update the support by shrink-wrap during the schedule (as random "
+                        "starts do); default: keep the prediction's support")
     parser.add_argument("--shape", type=int, default=64, help="prepared size (default 64)")
     parser.add_argument("--oversampling", type=float, default=3.0, help="target oversampling")
     add_device_option(parser)
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_path=args.checkpoint,
         refine_algorithm=args.algorithm,
         support_threshold=args.threshold,
+        shrinkwrap=args.shrinkwrap,
         shape=args.shape,
         oversampling=args.oversampling,
         device=args.device,

@@ -549,6 +549,7 @@ def pipeline_file(
     checkpoint_path: str | os.PathLike | None = None,
     refine_algorithm: str = "ER**50",
     support_threshold: float = 0.1,
+    shrinkwrap: bool = False,
     shape: int = 64,
     oversampling: float = 3.0,
     device: str = "auto",
@@ -560,7 +561,9 @@ def pipeline_file(
 
     ``out_dir/prepared.cxi`` (skipped when the input is already a prepared file),
     ``out_dir/predicted.cxi`` (the network's result, with its chi2) and ``out_dir/refined.cxi``
-    (``refine_algorithm`` run by the phasing engine from the prediction and its support).
+    (``refine_algorithm`` run by the phasing engine from the prediction and its support; with
+    ``shrinkwrap`` the support is updated by the engine's default shrink-wrap, as random starts
+    are).
 
     Returns {out_path (the refined file), out_dir, prepared_path, predicted_path, seconds,
     metrics (refined), curves (refined), predicted (predict summary), refined (refine summary),
@@ -608,8 +611,8 @@ def pipeline_file(
     refined_path = out / "refined.cxi"
     refined = refine_file(
         prepared_path, refined_path, initial_path=predicted_path, algorithm=refine_algorithm,
-        support_threshold=support_threshold, device=device, progress=stage(0.4, 1.0),
-        cancel=cancel, provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
+        support_threshold=support_threshold, shrinkwrap=shrinkwrap or None, device=device,
+        progress=stage(0.4, 1.0), cancel=cancel, provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
     )
     timings["refine"] = time.monotonic() - t0
     timings["total"] = time.monotonic() - start

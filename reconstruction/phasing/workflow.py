@@ -174,8 +174,10 @@ def refine_file(
     """Refine the object of the result file ``initial_path`` against the data of ``input_path``.
 
     The support is the initial object's amplitude above ``support_threshold`` of its maximum;
-    the initial file's curves are kept with the prefix ``initial_``. Returns the same summary
-    as ``phase_file`` plus ``initial_metrics`` (the starting object's chi2 on this data).
+    the initial file's curves are kept with the prefix ``initial_``. ``shrinkwrap``: None or
+    False keeps that support fixed, True updates it with the default shrink-wrap, a dict sets
+    it. Returns the same summary as ``phase_file`` plus ``initial_metrics`` (the starting
+    object's chi2 on this data).
     """
     from reconstruction.io import read_result
     from reconstruction.io.workflow import load_prepared
@@ -214,7 +216,8 @@ def refine_file(
     _write(
         out_path, data, result, provenance=prov, extra_curves=extra_curves, timings=timings,
         command=f"refine {os.fspath(input_path)} --initial {os.fspath(initial_path)} "
-        f"--algorithm {algorithm} --threshold {support_threshold}",
+        f"--algorithm {algorithm} --threshold {support_threshold}"
+        + (" --shrinkwrap" if shrinkwrap else ""),
     )
     summary = _summary(out_path, result, start, extra_curves)
     summary["timings"] = _jsonable(timings)

@@ -78,7 +78,7 @@ def test_a_trained_model_then_a_pipeline_run_end_to_end_in_a_real_worker(cast, c
     # 2. the pipeline: predict with that model, then refine from the prediction.
     dataset = _upload_pattern(client, 16)
     submitted = time.monotonic()
-    job = _submit(client, kind="pipeline", dataset=dataset["id"], model_version=model.pk, preset="quick")
+    job = _submit(client, kind="pipeline", dataset=dataset["id"], model_version=model.pk, preset="thorough")
     done = wait_for(lambda: _finished(job["id"]), timeout_s=180, interval_s=0.5, what="the pipeline job")
     seconds = time.monotonic() - submitted
     assert done.status == "succeeded", f"{done.error_message}\n{done.log}\n{celery_worker.log()[-3000:]}"
@@ -93,7 +93,9 @@ def test_a_trained_model_then_a_pipeline_run_end_to_end_in_a_real_worker(cast, c
     assert predict.kind == "predict" and refine.kind == "refine" and predict.model_version_id == model.pk
     assert predict.status == refine.status == "succeeded"
     assert predict.result_path.exists() and refine.result_path.exists()
+    assert refine.params["shrinkwrap"] is True  # the preset reaches the refine step
     record = read_result(str(done.result_path))
+    assert np.ptp(record.curves["support_fraction"]) > 0
     assert record.obj.shape == (16, 16, 16) and np.iscomplexobj(record.obj)
     assert np.isfinite(np.abs(record.obj)).all() and record.support.any()
     response = client.get(data["result_url"])
