@@ -8,8 +8,9 @@ A long loop takes ``progress`` (a callable receiving a ``ProgressEvent``) and ``
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from reconstruction.errors import Cancelled
 

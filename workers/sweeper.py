@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from webapp.core.models import Job
 
+
 def pipeline_steps(job: Job):
     """The step jobs run inside ``job``'s own task (children and grandchildren without a task id)."""
     return Job.objects.filter(Q(parent=job) | Q(parent__parent=job), celery_task_id="")

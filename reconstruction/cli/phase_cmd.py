@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from reconstruction.cli.common import (
-    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
+    run_with_progress,
 )
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM
 

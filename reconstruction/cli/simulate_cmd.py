@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconstruction.cli.common import run_with_progress, add_json_option, print_json
+from reconstruction.cli.common import add_json_option, print_json, run_with_progress
 from reconstruction.errors import ConfigError
 from reconstruction.simulate.recipe import KINDS
 

@@ -6,10 +6,10 @@ import argparse
 import json
 
 from reconstruction.cli.common import (
-    run_with_progress,
     add_device_option,
     add_json_option,
     print_json,
+    run_with_progress,
 )
 from reconstruction.errors import ConfigError
 
