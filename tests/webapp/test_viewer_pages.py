@@ -170,6 +170,13 @@ def test_submit_form_lists_every_parameter_with_its_help(cast, records):
     assert "presets-data" in html
 
 
+def test_the_pipeline_form_offers_the_seeded_presets_and_the_shrinkwrap_switch(cast, records):
+    url = reverse("viewer:job_new") + f"?kind=pipeline&dataset={records.dataset.pk}"
+    html = cast.client(cast.member).get(url).content.decode()
+    assert 'name="shrinkwrap"' in html and "update the support by shrink-wrap" in html
+    assert "thorough" in html and "ER**20,HIO**160,ER**20" in html
+
+
 def test_invalid_parameters_are_shown_next_to_their_field_and_nothing_is_queued(cast, records):
     before = Job.objects.count()
     response = cast.client(cast.member).post(
