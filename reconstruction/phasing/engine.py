@@ -149,9 +149,10 @@ class Engine:
             sums = kernels.modulus_project(
                 flat, self._np["wa"], self._np["w"], self._np["fa"], self._np["free"]
             )
-        sums = torch.from_numpy(sums)
-        chi2 = (sums[:, 0] / self.wa2).float()
-        chi2_free = (sums[:, 1] / self.fa2).float() if free and self.free is not None else None
+        chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
+        chi2_free = None
+        if free and self.free is not None:
+            chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
         self.P = torch.fft.ifftn(F, dim=self.dims)
         return chi2, chi2_free
 
@@ -170,6 +171,10 @@ class Engine:
 
     def _projected_amplitude(self) -> torch.Tensor:
         """|P| (B, *shape) of the last modulus projection, in the magnitude buffer."""
+        if self.fused:
+            flat = self.P.numpy().reshape(self.batch, -1)
+            kernels.amplitude_into(flat, self.mag.numpy().reshape(self.batch, -1))
+            return self.mag
         Pr = torch.view_as_real(self.P)
         torch.mul(Pr, Pr, out=self.sq)
         torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)

@@ -29,7 +29,8 @@ _project = None  # the inlined modulus helper, set by _build before the kernels 
 
 @functools.lru_cache(maxsize=1)
 def _compiled():
-    """(numba, modulus, modulus_free, update), compiled on first call; None without numba."""
+    """(numba, modulus, modulus_free, update, amplitude, threshold), compiled on first call;
+    None without numba."""
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
@@ -93,7 +94,25 @@ def _build(numba, *, cache: bool):
                 else:
                     psi[b, i] = c_psi * psi[b, i] + c_p * p
 
-    return modulus, modulus_free, update
+    @numba.njit(**opts)
+    def amplitude(P, out):  # pragma: no cover - compiled
+        for b in range(P.shape[0]):
+            for i in numba.prange(P.shape[1]):
+                p = P[b, i]
+                out[b, i] = math.sqrt(p.real * p.real + p.imag * p.imag)
+
+    @numba.njit(**opts)
+    def threshold(values, rel, out, counts):  # pragma: no cover - compiled
+        for b in range(values.shape[0]):
+            cut = rel * max(values[b].max(), _TINY)
+            n = 0
+            for i in numba.prange(values.shape[1]):
+                inside = values[b, i] > cut
+                out[b, i] = np.float32(1.0) if inside else np.float32(0.0)
+                n += 1 if inside else 0
+            counts[b] = n
+
+    return modulus, modulus_free, update, amplitude, threshold
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,6 +128,8 @@ def available() -> bool:
         modulus_project(F, a, a)
         modulus_project(F, a, a, a, a)
         update_outside(F, F.copy(), np.ones((1, 2), np.uint8), 1.0, -0.9)
+        amplitude_into(F, np.empty((1, 2), np.float32))
+        threshold_support(np.ones((1, 2), np.float32), 0.5, np.empty((1, 2), np.float32))
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to torch
         logger.warning("the fused modulus kernel is unavailable (%s); using torch", exc)
         return False
@@ -138,7 +159,7 @@ def modulus_project(
     Returns (B, 2) float64: sum w (|F| - A)^2 and sum over free pixels (|F| - A)^2 (0 without
     free pixels), both on F's scale, computed before the replacement.
     """
-    _, modulus, modulus_free, _ = _compiled()
+    _, modulus, modulus_free = _compiled()[:3]
     sums = np.zeros((F.shape[0], 2))
     if fa is None:
         modulus(F, wa, w, sums)
@@ -154,3 +175,17 @@ def update_outside(psi: np.ndarray, P: np.ndarray, sup: np.ndarray, c_psi: float
     sup : (B, N) uint8 support of each run. ER is (0, 0), HIO (1, -beta), RAAR (beta, 1 - 2 beta).
     """
     _compiled()[3](psi, P, sup, np.float32(c_psi), np.float32(c_p))
+
+
+def amplitude_into(P: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """|P| of (B, N) complex64 into ``out`` (B, N) float32, one pass; returns ``out``."""
+    _compiled()[4](P, out)
+    return out
+
+
+def threshold_support(values: np.ndarray, rel: float, out: np.ndarray) -> np.ndarray:
+    """out[b] = 1.0 where values[b] > rel * max(values[b]), else 0.0 (float32, in place);
+    returns the number of support voxels per run (B,) int64."""
+    counts = np.zeros(values.shape[0], np.int64)
+    _compiled()[5](values, np.float32(rel), out, counts)
+    return counts

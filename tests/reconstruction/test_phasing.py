@@ -12,6 +12,7 @@ from reconstruction.errors import Cancelled, ConfigError, InvalidDataError
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
 from reconstruction.phasing import heap, parse_schedule, phase_retrieve
 from reconstruction.phasing.engine import Engine
+from reconstruction.phasing.support import ShrinkWrapper, resolve_shrinkwrap
 from reconstruction.progress import CancelToken
 from tests.reconstruction.phasing_objects import counts, faceted_crystal
 
@@ -119,9 +120,13 @@ def test_the_fused_cpu_kernels_match_the_torch_chain(algorithm):
     psi = torch.randn((batch,) + shape, dtype=torch.complex64, generator=gen)
     out = {}
     for fused in (False, True):
-        eng = Engine(amplitude, weight, support, psi.clone(), free=free, fused=fused)
-        out[fused] = (eng.run(parse_schedule(algorithm, cycles=1)), eng.psi)
-    (h0, psi0), (h1, psi1) = out[False], out[True]
+        sw = ShrinkWrapper(resolve_shrinkwrap({"period": 2, "threshold": 0.05}, default_on=True),
+                           shape, torch.device("cpu"))
+        sw.fused = fused
+        eng = Engine(amplitude, weight, support, psi.clone(), free=free, fused=fused, shrinkwrap=sw)
+        out[fused] = (eng.run(parse_schedule(algorithm, cycles=1)), eng.psi, eng.support)
+    (h0, psi0, s0), (h1, psi1, s1) = out[False], out[True]
+    assert torch.equal(s1, s0) and 0 < float(s1.mean()) < 1  # shrink-wrap: same supports
     assert torch.allclose(psi1, psi0, rtol=1e-4, atol=1e-5 * float(psi0.abs().max()))
     assert np.allclose(h1.chi2, h0.chi2, rtol=1e-4)
     assert np.isfinite(h1.chi2_free[0]).all()
@@ -289,7 +294,7 @@ def test_a_kernel_that_fails_to_compile_leaves_the_engine_on_torch(monkeypatch, 
         def modulus(*args):
             raise TypeError("No implementation of function (LLVM lowering failed)")
 
-        return modulus, modulus, modulus
+        return (modulus,) * 5
 
     monkeypatch.setattr(kernels, "_build", broken)
     kernels._compiled.cache_clear()
@@ -364,3 +369,21 @@ def test_freed_fft_sized_buffers_are_reused_without_page_faults_inside_the_conte
         assert tuned
         assert max(faults(8)[3:]) < pages // 100  # the heap settles within a few blocks
     assert faults(1)[0] > pages // 2  # returned to the system on exit (malloc_trim)
+
+
+def test_the_fused_shrinkwrap_threshold_matches_torch_and_refuses_the_same_updates():
+    """Same new supports and the same refusals (support fraction out of bounds) on both paths."""
+    gen = torch.Generator().manual_seed(3)
+    shape = (12, 10, 14)
+    amplitude = torch.rand((3,) + shape, generator=gen) ** 8
+    amplitude[2] = 1.0  # flat: every voxel passes the threshold, more than max_fraction
+    support = (torch.rand((3,) + shape, generator=gen) > 0.8).float()
+    out = {}
+    for fused in (False, True):
+        sw = ShrinkWrapper(resolve_shrinkwrap({"sigma": 0.5, "threshold": 0.3}, default_on=True),
+                           shape, torch.device("cpu"))
+        sw.fused = fused
+        out[fused] = (sw.update(amplitude, support), sw.refused)
+    assert torch.equal(out[True][0], out[False][0]) and out[True][1] == out[False][1] == 1
+    assert torch.equal(out[True][0][2], support[2])  # the refused run keeps its support
+    assert not torch.equal(out[True][0][0], support[0])
