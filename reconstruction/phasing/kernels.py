@@ -6,8 +6,9 @@ mostly in memory traffic. Here the whole step (|F|, chi2 and chi2_free sums, the
 replacement that leaves unconstrained pixels free) is one pass, parallel over voxels, with the
 sums accumulated in float64. The real-space update (ER / HIO / RAAR: P inside the support, a
 linear combination of psi and P outside) is a second pass, instead of a torch pass over the box
-followed by an indexed copy of the support voxels (2-3x faster at 64^3 and 128^3). CUDA keeps
-the torch chain (its kernels are already fast).
+followed by an indexed copy of the support voxels (2-3x faster at 64^3 and 128^3). Shrink-wrap
+gets two helpers: |P| in one pass, and the threshold (per-run maximum, comparison, voxel count).
+CUDA keeps the torch chain (its kernels are already fast).
 
 numba is imported on first use; when it cannot be imported or the kernels fail to compile, the
 engine falls back to the torch chain (with a logged warning).
