@@ -30,6 +30,13 @@ def add_device_option(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
 
+def add_shrinkwrap_option(parser) -> None:
+    """Add ``--shrinkwrap`` (let a refinement update the starting object's support)."""
+    parser.add_argument("--shrinkwrap", action="store_true",
+                        help="update the support by shrink-wrap during the schedule (as random "
+                        "starts do); default: keep the prediction's support")
+
+
 def add_json_option(parser) -> None:
     """Add ``--json`` (machine-readable summary on stdout)."""
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -7,6 +7,7 @@ import argparse
 from reconstruction.cli.common import (
     add_device_option,
     add_json_option,
+    add_shrinkwrap_option,
     print_json,
     run_with_progress,
 )
@@ -26,9 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--algorithm", default="ER**50", help="refinement schedule")
     parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
-    parser.add_argument("--shrinkwrap", action="store_true",
-                        help="update the support by shrink-wrap during the schedule (as random "
-                        "starts do); default: keep the prediction's support")
+    add_shrinkwrap_option(parser)
     parser.add_argument("--shape", type=int, default=64, help="prepared size (default 64)")
     parser.add_argument("--oversampling", type=float, default=3.0, help="target oversampling")
     add_device_option(parser)

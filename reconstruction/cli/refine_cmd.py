@@ -7,6 +7,7 @@ import argparse
 from reconstruction.cli.common import (
     add_device_option,
     add_json_option,
+    add_shrinkwrap_option,
     print_json,
     run_with_progress,
 )
@@ -26,9 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="result CXI file to write")
     parser.add_argument("--algorithm", default="ER**50", help="schedule (default ER**50)")
     parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
-    parser.add_argument("--shrinkwrap", action="store_true",
-                        help="update the support by shrink-wrap during the schedule (as random "
-                        "starts do); default: keep the prediction's support")
+    add_shrinkwrap_option(parser)
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         initial_path=args.initial,
         algorithm=args.algorithm,
         support_threshold=args.threshold,
-        shrinkwrap=args.shrinkwrap or None,
+        shrinkwrap=args.shrinkwrap,
         device=args.device,
     )
     if args.json:

@@ -611,8 +611,9 @@ def pipeline_file(
     refined_path = out / "refined.cxi"
     refined = refine_file(
         prepared_path, refined_path, initial_path=predicted_path, algorithm=refine_algorithm,
-        support_threshold=support_threshold, shrinkwrap=shrinkwrap or None, device=device,
-        progress=stage(0.4, 1.0), cancel=cancel, provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
+        support_threshold=support_threshold, shrinkwrap=shrinkwrap, device=device,
+        progress=stage(0.4, 1.0), cancel=cancel,
+        provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
     )
     timings["refine"] = time.monotonic() - t0
     timings["total"] = time.monotonic() - start

@@ -118,9 +118,9 @@ def _build(numba, *, cache: bool):
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether the fused CPU kernel can be used: numba imports and the kernels compile (or load
+    """Whether the fused CPU kernels can be used: numba imports and the kernels compile (or load
     from the disk cache) for the engine's dtypes. Checked once per process; the first call pays
-    the compilation (about 2 s, 0.4 s from the cache), so the engine's iterations never do."""
+    the compilation (about 1.5 s, 0.3 s from the cache), so the engine's iterations never do."""
     if _compiled() is None:
         return False
     try:
@@ -132,7 +132,7 @@ def available() -> bool:
         amplitude_into(F, np.empty((1, 2), np.float32))
         threshold_support(np.ones((1, 2), np.float32), 0.5, np.empty((1, 2), np.float32))
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to torch
-        logger.warning("the fused modulus kernel is unavailable (%s); using torch", exc)
+        logger.warning("the fused CPU kernels are unavailable (%s); using torch", exc)
         return False
     return True
 

@@ -174,9 +174,9 @@ def refine_file(
     """Refine the object of the result file ``initial_path`` against the data of ``input_path``.
 
     The support is the initial object's amplitude above ``support_threshold`` of its maximum;
-    the initial file's curves are kept with the prefix ``initial_``. ``shrinkwrap``: None or
-    False keeps that support fixed, True updates it with the default shrink-wrap, a dict sets
-    it. Returns the same summary as ``phase_file`` plus ``initial_metrics`` (the starting
+    the initial file's curves are kept with the prefix ``initial_``. ``shrinkwrap``: False
+    (or None) keeps that support fixed, True updates it with the default shrink-wrap, a dict
+    sets it. Returns the same summary as ``phase_file`` plus ``initial_metrics`` (the starting
     object's chi2 on this data).
     """
     from reconstruction.io import read_result

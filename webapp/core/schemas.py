@@ -108,6 +108,14 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
     ],
 }
 
+# Refinements seeded by the network. "thorough": one run of 200 iterations with shrink-wrap; on
+# 100 held-out simulations its chi2 is no worse than the best of 5 random 600-iteration starts
+# in 75 % of patterns, 11x faster (benchmarks/RESULTS.md); "full": the 600-iteration recipe (85 %).
+_SEEDED: dict[str, dict[str, Any]] = {
+    "thorough": {"algorithm": "ER**20,HIO**160,ER**20", "shrinkwrap": True},
+    "full": {"algorithm": "(ER**20,HIO**160,ER**20)**3", "shrinkwrap": True},
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "simulate": {
         "quick": {"n": 8, "shape": 32},
@@ -116,27 +124,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "train": {"default": {"recipe": "default"}, "smoke-test": {"recipe": "tiny"}},
     "finetune": {"quick": {"steps": 50}, "default": {"steps": 200}},
     "predict": {"default": {}, "adapt": {"optimise_steps": 50}},
-    # "thorough": one seeded run of 200 iterations with shrink-wrap; on 100 held-out simulations
-    # its chi2 is no worse than the best of 5 random 600-iteration starts in 75 % of patterns,
-    # 11x faster (benchmarks/RESULTS.md); "full" runs the whole 600-iteration recipe (85 %)
-    "refine": {
-        "quick": {"algorithm": "ER**20"},
-        "standard": {"algorithm": "ER**50"},
-        "thorough": {"algorithm": "ER**20,HIO**160,ER**20", "shrinkwrap": True},
-        "full": {"algorithm": "(ER**20,HIO**160,ER**20)**3", "shrinkwrap": True},
-    },
+    "refine": {"quick": {"algorithm": "ER**20"}, "standard": {"algorithm": "ER**50"}, **_SEEDED},
     "phase": {
         "quick": {"algorithm": "ER**10,HIO**40,ER**10", "cycles": 1},
         "standard": {"algorithm": "ER**20,HIO**160,ER**20", "cycles": 3},
         "cohere-like": {"algorithm": "ER**20,HIO**180", "cycles": 3},
         "many-starts": {"algorithm": "ER**20,HIO**160,ER**20", "cycles": 3, "runs": 8, "keep": 2},
     },
-    "pipeline": {
-        "quick": {"algorithm": "ER**20"},
-        "standard": {"algorithm": "ER**50"},
-        "thorough": {"algorithm": "ER**20,HIO**160,ER**20", "shrinkwrap": True},
-        "full": {"algorithm": "(ER**20,HIO**160,ER**20)**3", "shrinkwrap": True},
-    },
+    "pipeline": {"quick": {"algorithm": "ER**20"}, "standard": {"algorithm": "ER**50"}, **_SEEDED},
 }
 
 
