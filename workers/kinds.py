@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from webapp.core.models import Job
+from webapp.core.models import Dataset, Job
 from workers.runner import Context, JobProgress, claim_step, finish
 
 
@@ -196,12 +196,28 @@ def run_phase(ctx: Context) -> dict[str, Any]:
     from reconstruction.phasing.workflow import phase_file
 
     p = ctx.job.params
+    shape = p.get("shape", "default")
     return phase_file(
         _input_path(ctx), str(ctx.job.result_path),
         algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
-        support=p["support"], seed=p["seed"], device=ctx.device,
+        support=_support_path(ctx) or p["support"], seed=p["seed"], device=ctx.device,
+        shape=None if shape == "default" else shape,
+        prepared_out=str(ctx.job.result_dir / "prepared.cxi"),
         progress=ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance,
     )
+
+
+def _support_path(ctx: Context) -> str | None:
+    """The file of the job's ``support_dataset`` (a dataset of the job's own group), or None."""
+    from reconstruction.errors import InvalidDataError
+
+    pk = ctx.job.params.get("support_dataset") or 0
+    if not pk:
+        return None
+    support = Dataset.objects.filter(pk=pk, group=ctx.job.group).first()
+    if support is None or not support.path.is_file():
+        raise InvalidDataError(f"the support dataset #{pk} is gone (deleted since submission?)")
+    return str(support.path)
 
 
 def _step(ctx: Context, *, kind: str, parent: Job, params: dict[str, Any], lo: float, hi: float,

@@ -37,6 +37,21 @@ def add_shrinkwrap_option(parser) -> None:
                         "starts do); default: keep the prediction's support")
 
 
+def shape_value(text: str) -> int | str:
+    """argparse type of ``--shape``: a size in pixels (>= 8) or "full"."""
+    import argparse
+
+    if text == "full":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in pixels or 'full', got {text!r}")
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"the size must be at least 8 pixels, got {value}")
+    return value
+
+
 def add_json_option(parser) -> None:
     """Add ``--json`` (machine-readable summary on stdout)."""
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

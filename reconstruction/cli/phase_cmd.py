@@ -9,6 +9,7 @@ from reconstruction.cli.common import (
     add_json_option,
     print_json,
     run_with_progress,
+    shape_value,
 )
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM
 
@@ -32,7 +33,23 @@ def register(subparsers) -> None:
     parser.add_argument("--runs", type=int, default=1, help="random starts (default 1)")
     parser.add_argument("--keep", type=int, default=1, help="best runs averaged (default 1)")
     parser.add_argument(
-        "--support", default="auto", help="auto, box, a box size or a file (.npy / result)"
+        "--support",
+        default="auto",
+        help="auto, box, a box size, or a file: a 0/1 image (EDF, .npy) or an object (result "
+        "CXI, PyNX, cohere); a support of the raw frame's shape phases the raw data on that grid",
+    )
+    parser.add_argument(
+        "--shape",
+        type=shape_value,
+        default=None,
+        help="a raw file is prepared to this size per axis, or 'full' (the whole binned "
+        "pattern; default: 64 in 3D, full in 2D)",
+    )
+    parser.add_argument(
+        "--oversampling",
+        type=float,
+        default=3.0,
+        help="a raw file is binned towards this linear oversampling per axis (default 3)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-shrinkwrap", action="store_true", help="keep the support fixed")
@@ -49,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         phase_file,
         args.file, args.out, algorithm=args.algorithm, cycles=args.cycles, runs=args.runs,
         keep=args.keep, support=args.support, seed=args.seed, device=args.device,
+        shape=args.shape, oversampling=args.oversampling,
         shrinkwrap=False if args.no_shrinkwrap else None,
     )
     if args.json:
@@ -60,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"algorithm    {summary['algorithm']}  ({summary['iterations']} iterations)")
     print(f"chi2         {m['chi2']:.4g}   chi2_free {m['chi2_free'] or float('nan'):.4g}   "
           f"llk {m['llk']:.4g}")
+    print(f"grid         {' x '.join(str(n) for n in summary['shape'])}")
     print(f"support      {m['support_size']} voxels ({100 * m['support_fraction']:.2f} %)")
     per_it = 1e3 * m["seconds_per_iteration"]
     print(f"time         {summary['seconds']:.2f} s  ({per_it:.2f} ms/iteration)")

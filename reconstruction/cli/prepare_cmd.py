@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconstruction.cli.common import add_json_option, print_json, run_with_progress
+from reconstruction.cli.common import add_json_option, print_json, run_with_progress, shape_value
 from reconstruction.io.workflow import prepare_file
 
 
@@ -22,7 +22,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--path", default=None, help="dataset path inside an HDF5 file (or npz key)"
     )
-    parser.add_argument("--shape", type=int, default=64, help="output size per axis (default 64)")
+    parser.add_argument(
+        "--shape",
+        type=shape_value,
+        default=64,
+        help="output size per axis, or 'full': the whole (binned) pattern (default 64)",
+    )
     parser.add_argument(
         "--oversampling",
         type=float,

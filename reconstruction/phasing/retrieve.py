@@ -83,6 +83,8 @@ def _initial_support(
         if initial_object is not None:
             return support_from_object(initial_object, threshold=threshold), f"object>{threshold:g}"
         support = "auto"
+    if isinstance(support, os.PathLike):
+        support = os.fspath(support)
     if isinstance(support, str):
         if support == "auto":
             return autocorrelation_support(intensity, mask), "auto"
@@ -95,7 +97,7 @@ def _initial_support(
             raise ConfigError(
                 f"support {support!r} is neither 'auto', 'box', a box size nor an existing file"
             )
-        return _support_from_file(path, shape), f"file:{path.name}"
+        return _support_from_file(path, shape, threshold), f"file:{path.name}"
     if isinstance(support, (int, np.integer, tuple, list)) and not isinstance(support, np.ndarray):
         return box_support(shape, support), f"box:{support}"
     arr = np.asarray(support)
@@ -106,18 +108,17 @@ def _initial_support(
     return arr.astype(bool), "array"
 
 
-def _support_from_file(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-    else:
-        from reconstruction.io import load_object
+def _support_from_file(path: Path, shape: tuple[int, ...], threshold: float) -> np.ndarray:
+    from reconstruction.io.supports import load_support
 
-        obj = load_object(path)
-        arr = obj.support if obj.support is not None else support_from_object(obj.obj)
-    arr = np.asarray(arr)
-    if arr.shape != shape:
-        raise InvalidDataError(f"the support in {path} has shape {arr.shape}, the data {shape}")
-    return arr.astype(bool) if not np.iscomplexobj(arr) else support_from_object(arr)
+    support, _how = load_support(path, threshold=threshold)
+    if support.shape != shape:
+        raise InvalidDataError(
+            f"the support in {path} has shape {support.shape} but the data to phase has shape "
+            f"{shape}: give a support on the prepared grid, or phase the raw file (a support of "
+            "the raw frame's shape makes the raw data phased at full resolution)"
+        )
+    return support
 
 
 def _validate(intensity, mask) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from reconstruction import __version__
-from reconstruction.errors import InvalidDataError
+from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.metrics import fourier_errors, free_pixel_mask, object_pixel_size_m
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM, PhasingResult, phase_retrieve
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, report
@@ -119,20 +119,60 @@ def phase_file(
     seed: int = 0,
     device: str = "auto",
     shrinkwrap=None,
+    shape: int | tuple[int, ...] | str | None = None,
+    oversampling: float | None = 3.0,
+    prepared_out: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Phase a raw or prepared data file and write a result CXI.
 
+    A raw file is prepared first to ``shape`` (pixels per axis, "full" or None: 64 in 3D, the
+    whole pattern in 2D) at ``oversampling``, and written to ``prepared_out`` when given. A
+    support file (``support``: a 0/1 image or an object, see ``load_support``) of the raw
+    frame's shape makes the raw data phased on that frame's own grid (no binning, no crop), so
+    the support maps pixel for pixel.
+
     Returns {out_path, seconds, algorithm, iterations, metrics (chi2, chi2_free, llk, ...),
-    runs (per-run table), curves (lists), timings, config}.
+    runs (per-run table), curves (lists), timings, config, shape, support_source}.
     """
-    from reconstruction.io.workflow import load_prepared
+    from reconstruction.io import load_data, write_prepared
+    from reconstruction.io.supports import load_support
+    from reconstruction.io.workflow import default_phasing_shape, is_prepared
+    from reconstruction.preprocess import prepare
 
     start = time.monotonic()
     report(progress, ProgressEvent(0.0, stage="load", message=f"reading {os.fspath(input_path)}"))
-    data = load_prepared(input_path)
+    data = load_data(input_path)
+    support_source = None
+    if isinstance(support, (str, os.PathLike)) and _is_support_file(support):
+        support_source = os.fspath(support)
+        if not Path(support_source).exists():
+            raise ConfigError(
+                f"support {support_source!r} is neither 'auto', 'box', a box size nor an "
+                "existing file"
+            )
+        support, how = load_support(support_source)
+        report(progress, ProgressEvent(0.01, stage="load", message=f"support: {how}"))
+    prepared_here = {}
+    if not is_prepared(data):
+        if support_source is not None and support.shape == data.intensity.shape:
+            shape, oversampling = data.intensity.shape, None
+        elif shape is None:
+            shape = default_phasing_shape(data.intensity.ndim)
+        data = prepare(data, shape=shape, oversampling=oversampling)
+        # a refinement of this result prepares the raw file the same way (see refine_file)
+        prepared_here = {"prepare_oversampling": "none" if oversampling is None else oversampling}
+        if prepared_out is not None:
+            write_prepared(prepared_out, data)
+    if support_source is not None and support.shape != data.intensity.shape:
+        raise InvalidDataError(
+            f"the support in {support_source} has shape {support.shape} but the data to phase has "
+            f"shape {data.intensity.shape}: give a support on the prepared grid, or phase the raw "
+            "file with a support of the raw frame's shape (phased then at full resolution)"
+        )
+    support_label = support_source or (support if isinstance(support, str) else "array")
     t_load = time.monotonic() - start
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=support, algorithm=algorithm, n_cycles=cycles,
@@ -146,15 +186,31 @@ def phase_file(
         result.metrics["prtf_resolution_m"] = result.prtf["resolution_pixel"] * pixel_m
     timings = {"load": t_load, **result.timings}
     _write(
-        out_path, data, result, provenance=_provenance(input_path, data, seed, provenance),
+        out_path, data, result,
+        provenance=_provenance(
+            input_path, data, seed,
+            {
+                **(provenance or {}),
+                **prepared_here,
+                **({"support_path": support_source} if support_source else {}),
+            },
+        ),
         command=f"phase {os.fspath(input_path)} --algorithm {algorithm} --cycles {cycles} "
-        f"--runs {runs} --keep {keep} --seed {seed}",
+        f"--runs {runs} --keep {keep} --seed {seed} --support {support_label}",
         timings=timings,
     )
     summary = _summary(out_path, result, start)
     summary["timings"] = _jsonable(timings)
+    summary["shape"] = list(data.intensity.shape)
+    summary["support_source"] = support_source
     report(progress, ProgressEvent(1.0, stage="done", values={"chi2": result.metrics["chi2"]}))
     return summary
+
+
+def _is_support_file(support: str | os.PathLike) -> bool:
+    """True unless ``support`` names a computed support ("auto", "box", a box size)."""
+    text = os.fspath(support)
+    return not (text in ("auto", "box") or text.isdigit())
 
 
 def refine_file(
@@ -184,8 +240,12 @@ def refine_file(
 
     start = time.monotonic()
     report(progress, ProgressEvent(0.0, stage="load"))
-    data = load_prepared(input_path)
     initial = read_result(initial_path)
+    # a raw file is prepared onto the initial object's grid, binned as its phasing did
+    binning = initial.provenance.get("prepare_oversampling", 3.0)
+    data = load_prepared(
+        input_path, shape=initial.obj.shape, oversampling=None if binning == "none" else binning
+    )
     if initial.obj.shape != data.intensity.shape:
         raise InvalidDataError(
             f"the initial object {initial_path} has shape {initial.obj.shape} but the data "

@@ -23,19 +23,46 @@ def _per_axis(value, ndim: int, *, what: str, cast) -> tuple:
     raise ConfigError(f"{what} must be a number or one value per axis ({ndim}), got {value!r}")
 
 
-def bin_factors(oversampling: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
-    """Binning factor per axis: floor(oversampling / target), at least 1 (NaN -> 1)."""
+# "full" keeps the whole measured pattern, up to this many pixels per axis (a 1024^2 iteration
+# costs milliseconds; a 256^3 one about 0.1 s on a laptop CPU)
+FULL_MAX = {2: 1024, 3: 256}
+
+
+def bin_factors(oversampling: Sequence[float], target: Sequence[float] | None) -> tuple[int, ...]:
+    """Binning factor per axis: floor(oversampling / target), at least 1 (NaN or no target -> 1)."""
+    if target is None:
+        return tuple(1 for _ in oversampling)
     out = []
     for os_, t in zip(oversampling, target):
         out.append(max(1, math.floor(os_ / t)) if np.isfinite(os_) else 1)
     return tuple(out)
 
 
+def fft_size(n: int) -> int:
+    """Smallest even number >= ``n`` (pixels) with no prime factor above 5 (fast FFT lengths)."""
+    size = max(2, int(n) + (int(n) % 2))
+    while True:
+        rest = size
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return size
+        size += 2
+
+
+def full_shape(extent: Sequence[int], factors: Sequence[int]) -> tuple[int, ...]:
+    """The "full" output shape: the binned extent per axis rounded up to an FFT length, at most
+    ``FULL_MAX`` pixels per axis (the measured pattern is then cropped around its peak)."""
+    cap = FULL_MAX.get(len(extent), 256)
+    return tuple(min(fft_size(math.ceil(n / f)), cap) for n, f in zip(extent, factors))
+
+
 def prepare(
     data: DiffractionData,
     *,
-    shape: int | Sequence[int] = 64,
-    oversampling: float | Sequence[float] = 3.0,
+    shape: int | Sequence[int] | str = 64,
+    oversampling: float | Sequence[float] | None = 3.0,
     threshold: float = 0.0,
     peak: str = "max",
 ) -> DiffractionData:
@@ -44,9 +71,10 @@ def prepare(
     Parameters
     ----------
     data : DiffractionData, intensity (Z, Y, X) or (Y, X)
-    shape : output shape, one int for every axis (64 -> 64³ in 3D, 64² in 2D) or per axis
+    shape : output shape, one int for every axis (64 -> 64³ in 3D, 64² in 2D), per axis, or
+        "full": the whole (binned) measured pattern, see ``full_shape``
     oversampling : target linear oversampling per axis; the bin factor per axis is
-        floor(estimated / target), at least 1
+        floor(estimated / target), at least 1; None: no binning
     threshold : counts below this are set to 0 (like cohere's ``intensity_threshold``)
     peak : "max" or "com", see ``find_peak``
 
@@ -65,12 +93,17 @@ def prepare(
             f"cannot prepare a stack of 2D frames: {data.metadata.extra['frame_stack']}"
         )
     ndim = data.intensity.ndim
-    target_shape = _per_axis(shape, ndim, what="shape", cast=int)
-    if min(target_shape) < 8:
+    full = isinstance(shape, str)
+    if full and shape != "full":
+        raise ConfigError(f"shape must be a size in pixels or 'full', got {shape!r}")
+    target_shape = None if full else _per_axis(shape, ndim, what="shape", cast=int)
+    if target_shape is not None and min(target_shape) < 8:
         raise ConfigError(f"the output shape must be at least 8 per axis, got {target_shape}")
-    target_os = _per_axis(oversampling, ndim, what="oversampling", cast=float)
-    if min(target_os) <= 0 or not all(np.isfinite(target_os)):
-        raise ConfigError(f"the target oversampling must be positive, got {target_os}")
+    target_os = None
+    if oversampling is not None:
+        target_os = _per_axis(oversampling, ndim, what="oversampling", cast=float)
+        if min(target_os) <= 0 or not all(np.isfinite(target_os)):
+            raise ConfigError(f"the target oversampling must be positive, got {target_os}")
     if threshold < 0 or not np.isfinite(threshold):
         raise ConfigError(f"the threshold must be >= 0 counts, got {threshold}")
 
@@ -86,6 +119,8 @@ def prepare(
 
     os_before = estimate_oversampling(intensity, mask)
     factors = bin_factors(os_before, target_os)
+    if target_shape is None:
+        target_shape = full_shape(intensity.shape, factors)
     position = find_peak(intensity, mask, method=peak)
     provenance.add_step("find_peak", method=peak, position=list(position))
     provenance.add_step(
@@ -130,7 +165,8 @@ def prepare(
     provenance.add_step(
         "prepare",
         shape=list(target_shape),
-        oversampling_target=list(target_os),
+        shape_rule="full" if full else "given",
+        oversampling_target=None if target_os is None else list(target_os),
         threshold=float(threshold),
         peak=peak,
     )

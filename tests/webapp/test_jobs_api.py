@@ -235,3 +235,40 @@ def test_the_schemas_say_which_dataset_a_train_job_takes(cast):
     data = cast.api(cast.member).get("/api/schemas").json()
     assert data["train"]["optional_dataset_kind"] == "simulated-set" and data["train"]["needs_dataset"] is False
     assert data["phase"]["optional_dataset_kind"] is None
+
+
+def test_a_phase_support_is_computed_or_a_dataset_never_a_server_path():
+    for ok in ("auto", "box", "24"):
+        assert validate_params("phase", {"support": ok})["support"] == ok
+    for path in ("/etc/passwd", "../media/datasets/2/x/result.cxi", "²", "0"):
+        with pytest.raises(ValidationError) as info:
+            validate_params("phase", {"support": path})
+        assert "support_dataset" in info.value.message_dict["support"][0]
+    assert validate_params("phase", {"support_dataset": ""})["support_dataset"] == 0
+
+
+def _dataset(records, group, *, kind="diffraction-3d", name="support.npy"):
+    from webapp.core.models import Dataset
+
+    return Dataset.objects.create(group=group, owner=records.dataset.owner, name=name, file=records.dataset.file.name,
+                                  size_bytes=1, sha256=f"{kind}{name}".ljust(64, "0"), format="npy", kind=kind,
+                                  shape=[16, 16, 16])
+
+
+def test_a_support_dataset_must_be_of_the_group_and_the_data_dimensionality(cast, records):
+    client = cast.api(cast.owner)
+
+    def submit(support_id):
+        body = {"kind": "phase", "dataset": records.dataset.pk, "params": {"support_dataset": support_id}}
+        return _post(client, "/api/jobs", body)
+
+    other_group = _dataset(records, cast.beta)
+    flat = _dataset(records, cast.alpha, kind="diffraction-2d")
+    response = submit(other_group.pk)
+    assert response.status_code == 400 and "another research group" in response.json()["detail"]["support_dataset"]
+    assert "is 2D but the data are 3D" in submit(flat.pk).json()["detail"]["support_dataset"]
+    assert "no dataset" in submit(10**6).json()["detail"]["support_dataset"]
+    mine = _dataset(records, cast.alpha, name="mine.npy")
+    response = submit(mine.pk)
+    assert response.status_code == 201, response.content
+    assert response.json()["params"]["support_dataset"] == mine.pk

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.conftest import small_pattern, wait_for
+from tests.conftest import REAL_DATA, small_pattern, wait_for
 from webapp.core.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -181,3 +181,42 @@ def test_a_simulate_job_runs_on_the_cpu_queue_and_writes_its_dataset(cast, celer
     assert done.status == "succeeded", f"{done.error_message}\n{done.log}"
     assert (done.result_dir / "simulated.h5").is_file() and done.summary["n"] == 2
     assert client.get(f"/api/jobs/{job['id']}/files/simulated.h5").status_code == 200
+
+
+@needs("reconstruction.io.workflow", "reconstruction.phasing.workflow")
+def test_a_2d_pattern_phased_with_an_uploaded_support_file_then_refined_on_the_same_grid(cast, celery_worker):
+    """ESRF's logo and its support EDF, uploaded as two datasets: the phase job reads the
+    support through ``support_dataset``, phases the 512² frame at full resolution and keeps its
+    prepared data for the refinement and the viewer."""
+    from reconstruction.io import read_result
+
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data folder {REAL_DATA} is absent")
+    client = cast.api(cast.owner)
+    ids = {}
+    for name in ("esrf_id10_logo5mu_20sec.edf", "esrf_id10_logo5mu_20sec_support.edf"):
+        upload = SimpleUploadedFile(name, (REAL_DATA / name).read_bytes())
+        response = client.post("/api/datasets", {"file": upload, "group": cast.alpha.pk})
+        assert response.status_code == 201, response.content
+        ids[name] = response.json()["id"]
+    job = _submit(client, kind="phase", dataset=ids["esrf_id10_logo5mu_20sec.edf"],
+                  params={"algorithm": "HIO**100,ER**30", "cycles": 1,
+                          "support_dataset": ids["esrf_id10_logo5mu_20sec_support.edf"]})
+    done = wait_for(lambda: _finished(job["id"]), timeout_s=120, what="the phase job")
+    assert done.status == "succeeded", f"{done.error_message}\n{done.log}"
+    record = read_result(done.result_path)
+    assert record.obj.shape == (512, 512) and record.support.sum() == 7577
+    assert record.metrics["chi2"] < 0.02
+    assert (done.result_dir / "prepared.cxi").is_file()
+    refine = _submit(client, kind="refine", parent=done.pk, dataset=done.dataset_id, params={"algorithm": "ER**5"})
+    refined = wait_for(lambda: _finished(refine["id"]), timeout_s=60, what="the refine job")
+    assert refined.status == "succeeded", f"{refined.error_message}\n{refined.log}"
+    assert read_result(refined.result_path).obj.shape == (512, 512)
+    from django.test import Client
+
+    viewer = Client()
+    viewer.force_login(cast.owner)
+    for url in (f"/jobs/{done.pk}/figures.json", f"/jobs/{done.pk}/"):
+        response = viewer.get(url)
+        assert response.status_code == 200, (url, response.content[:500])
+    print(f"2D 512² figures: {len(viewer.get(f'/jobs/{done.pk}/figures.json').content) / 1e6:.1f} MB")  # noqa: T201

@@ -35,7 +35,8 @@ OPTIONAL_DATASET = {"train": "simulated-set"}
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One job parameter: its type ("int"|"float"|"str"|"bool"|"choice"), default and bounds."""
+    """One job parameter: its type ("int"|"float"|"str"|"bool"|"choice"|"dataset": the id of a
+    dataset of the job's group, 0 = none), default and bounds."""
 
     name: str
     type: str
@@ -97,7 +98,9 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("cycles", "int", 3, "how many times the schedule is run", min=1, max=100),
         ParamSpec("runs", "int", 1, "independent random starts", min=1, max=256),
         ParamSpec("keep", "int", 1, "best runs kept and averaged", min=1, max=256),
-        ParamSpec("support", "str", "auto", "initial support: 'auto' (from the autocorrelation)"),
+        ParamSpec("support", "str", "auto", "initial support: 'auto' (from the autocorrelation), 'box' or a box size in pixels"),
+        ParamSpec("support_dataset", "dataset", 0, "a support file of your group (a 0/1 image such as ESRF's support EDF, or a reconstructed object) replacing 'support'; of the raw frame's shape, the data are phased on that frame's grid", min=0),
+        ParamSpec("shape", "choice", "default", "grid a raw pattern is phased on: default = 64 per axis in 3D, the whole pattern in 2D; full = the whole pattern (binned towards oversampling 3, at most 1024² / 256³); or pixels per axis", choices=("default", "full", 32, 64, 128, 256)),
         ParamSpec("seed", "int", 0, "random seed", min=0, max=2**31 - 1),
     ],
     "pipeline": [
@@ -145,7 +148,9 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise ValueError("expected true or false")
-    if spec.type == "int":
+    if spec.type in ("int", "dataset"):
+        if value in ("", None) and spec.type == "dataset":
+            return 0
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("expected an integer")
         out: Any = int(value)
@@ -174,6 +179,11 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
     return out
 
 
+def _computed_support(value: str) -> bool:
+    """True for the supports the engine computes itself: "auto", "box" or a box size (pixels)."""
+    return value in ("auto", "box") or (value.isascii() and value.isdigit() and 0 < int(value) <= 4096)
+
+
 def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | None = None) -> dict[str, Any]:
     """Return the full parameter dict of a ``kind`` job: defaults, then ``preset``, then ``params``.
 
@@ -199,6 +209,9 @@ def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | N
             errors[name] = str(exc) if str(exc) else "invalid value"
     if kind == "phase" and not errors and merged["keep"] > merged["runs"]:
         errors["keep"] = "must not exceed runs"
+    if kind == "phase" and "support" not in errors and not _computed_support(merged["support"]):
+        errors["support"] = ("'auto', 'box' or a box size in pixels; to use a support file, upload it "
+                             "and choose it as support_dataset")
     if kind == "simulate" and not errors and merged["photons_min"] > merged["photons_max"]:
         errors["photons_min"] = "must not exceed photons_max"
     if errors:

@@ -265,6 +265,22 @@ def _check_dataset_kind(kind: str, params: dict[str, Any], dataset: Dataset | No
                                           "measured or prepared diffraction pattern"})
 
 
+def _check_support_dataset(group: ResearchGroup, params: dict[str, Any], dataset: Dataset | None) -> None:
+    """A phase job's ``support_dataset`` must be an image or object of the job's group, of the
+    data's dimensionality (its shape is checked by the library against the phased grid)."""
+    pk = params.get("support_dataset") or 0
+    if not pk:
+        return
+    support = Dataset.objects.filter(pk=pk).first()
+    if support is None:
+        raise ValidationError({"support_dataset": f"there is no dataset #{pk}"})
+    _check_same_group(group, support, "support_dataset")
+    if support.kind == "simulated-set":
+        raise ValidationError({"support_dataset": f"dataset #{pk} is a simulated training set, not a support"})
+    if dataset is not None and support.dims != dataset.dims:
+        raise ValidationError({"support_dataset": f"dataset #{pk} is {support.dims}D but the data are {dataset.dims}D"})
+
+
 def _check_same_group(job_group: ResearchGroup, other: Any, what: str) -> None:
     if other is not None and getattr(other, "group_id", job_group.pk) != job_group.pk:
         raise ValidationError({what: f"the {what} belongs to another research group"})
@@ -299,6 +315,7 @@ def job_submit(
     _check_same_group(group, dataset, "dataset")
     _check_same_group(group, parent, "parent")
     _check_dataset_kind(kind, full, dataset)
+    _check_support_dataset(group, full, dataset)
     if kind == "refine":
         if parent is None:
             raise ValidationError({"parent": "a refine job needs a parent job whose result it refines"})
