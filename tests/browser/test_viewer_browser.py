@@ -300,3 +300,38 @@ def test_result_page_fits_a_laptop_and_a_large_screen_without_overlap_or_sideway
         assert iso["x"] + iso["width"] <= obj["x"] + 1 and abs(iso["y"] - obj["y"]) < 80, (width, iso, obj)
         if width == 1920:
             shot(page, "result_page_1920")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d_result(open_page, live_server, cast,
+                                                                                       celery_worker):
+    """A 2D user's path: upload the pattern and ESRF's 0/1 support EDF, choose the support in
+    the phase form, get the 512² logo back."""
+    needs("reconstruction.io.workflow", "reconstruction.phasing.workflow")
+    from tests.conftest import REAL_DATA
+    from webapp.core.models import Dataset, Job
+
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data folder {REAL_DATA} is absent")
+    page = open_page("member", "pw-member")
+    ids = {}
+    for name in ("esrf_id10_logo5mu_20sec_support.edf", "esrf_id10_logo5mu_20sec.edf"):
+        page.goto(f"{live_server.url}/datasets/upload/")
+        page.set_input_files("#file-input", str(REAL_DATA / name))
+        wait_for_dataset_page(page)
+        ids[name] = Dataset.objects.get(name=name).pk
+    page.goto(f"{live_server.url}/jobs/new/?kind=phase&dataset={ids['esrf_id10_logo5mu_20sec.edf']}")
+    page.select_option("select[name=support_dataset]", str(ids["esrf_id10_logo5mu_20sec_support.edf"]))
+    page.fill("input[name=algorithm]", "HIO**100,ER**30")
+    page.fill("input[name=cycles]", "1")
+    page.click("#job-form button[type=submit]")
+    if not re.match(r".*/jobs/\d+/$", page.url):
+        shot(page, "submit_failed")
+        pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
+    status = wait_finished(page)
+    job = Job.objects.latest("created")
+    assert status == "succeeded", f"{page.inner_text('#job-error')}\n{job.log}"
+    assert job.summary.get("shape") == [512, 512] and job.metrics["chi2"] < 0.02
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.locator("#plot-object .heatmaplayer image, #plot-object .hm image").count() >= 2
+    shot(page, "job_result_2d_logo")

@@ -272,3 +272,11 @@ def test_a_support_dataset_must_be_of_the_group_and_the_data_dimensionality(cast
     response = submit(mine.pk)
     assert response.status_code == 201, response.content
     assert response.json()["params"]["support_dataset"] == mine.pk
+
+
+def test_a_malformed_or_endless_schedule_is_refused_at_submission():
+    for kind, algorithm in (("phase", "HIO**1e9"), ("refine", "ER**-1"), ("pipeline", "(ER**20)**100000000")):
+        with pytest.raises(ValidationError) as info:
+            validate_params(kind, {"algorithm": algorithm})
+        assert algorithm in info.value.message_dict["algorithm"][0]
+    assert validate_params("phase", {"algorithm": "3*(20*ER+180*HIO)+20*ER", "cycles": 1})["cycles"] == 1

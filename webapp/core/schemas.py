@@ -209,6 +209,14 @@ def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | N
             errors[name] = str(exc) if str(exc) else "invalid value"
     if kind == "phase" and not errors and merged["keep"] > merged["runs"]:
         errors["keep"] = "must not exceed runs"
+    if "algorithm" in merged and not errors:
+        from reconstruction.errors import ConfigError
+        from reconstruction.phasing.schedule import parse_schedule
+
+        try:
+            parse_schedule(merged["algorithm"], cycles=merged.get("cycles", 1))
+        except ConfigError as exc:
+            errors["algorithm"] = str(exc)
     if kind == "phase" and "support" not in errors and not _computed_support(merged["support"]):
         errors["support"] = ("'auto', 'box' or a box size in pixels; to use a support file, upload it "
                              "and choose it as support_dataset")

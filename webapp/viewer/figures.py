@@ -247,6 +247,14 @@ def _pin_ranges(layout: dict[str, Any], traces: list[dict[str, Any]]) -> None:
         layout[yname]["range"] = [trace["y0"] - 0.5 * dy, trace["y0"] + (height - 0.5) * dy]
 
 
+def _rows_downwards(layout: dict[str, Any]) -> None:
+    """Show 2D images as detector images and EDF files are shown (matplotlib, ImageJ, PIL): row 0
+    at the top, so a support or a logo reads the same here as in the file it came from."""
+    for name, axis in layout.items():
+        if name.startswith("yaxis") and "range" in axis:
+            axis["range"] = sorted(axis["range"], reverse=True)
+
+
 def _slice_origins(origin: tuple[int, int, int]) -> list[tuple[int, int]]:
     """(x0, y0) of the three slice images for a volume whose [0, 0, 0] sits at ``origin`` (z, y, x)."""
     z0, y0, x0 = origin
@@ -285,8 +293,8 @@ def object_slices_figure(
         step = (1.0, 1.0) if voxel_size_nm is None else (voxel_size_nm[-1], voxel_size_nm[-2])
         traces = [_heatmap(amplitude, 1, origin=(ox, oy), step=step, **amp_style),
                   _heatmap(phase, 2, origin=(ox, oy), step=step, **phase_style)]  # fmt: skip
-        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit=unit, height=420)
-        bars = ({"x": 0.41, "y": 0.5, "len": 0.9}, {"x": 0.9, "y": 0.5, "len": 0.9})
+        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit=unit, height=460, gap_x=0.1)
+        bars = ({"x": 0.9, "y": 0.76, "len": 0.46}, {"x": 0.9, "y": 0.24, "len": 0.46})
     else:
         origins, steps = _slice_origins(tuple(origin)), _slice_steps(voxel_size_nm)
         titles = [[f"amplitude, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)],
@@ -298,6 +306,8 @@ def object_slices_figure(
         layout = _grid_layout(titles, axes=SLICE_AXES_3D, unit=unit, height=560)
         bars = ({"x": 0.9, "y": 0.78, "len": 0.42}, {"x": 0.9, "y": 0.22, "len": 0.42})
     _pin_ranges(layout, traces)
+    if amplitude.ndim == 2:
+        _rows_downwards(layout)
     layout["coloraxis"] = {"colorscale": AMPLITUDE_COLORSCALE, "reversescale": True, "cmin": 0, "cmax": 1,
                            "colorbar": {"title": {"text": "amplitude (a.u.)"}, **bars[0]}}  # fmt: skip
     layout["coloraxis2"] = {"colorscale": PHASE_COLORSCALE, "cmin": -math.pi, "cmax": math.pi,
@@ -397,6 +407,8 @@ def diffraction_slices_figure(
         layout = _grid_layout(titles, axes=[(names[h], names[v]) for h, v in planes[:3]], unit=None,
                               height=60 + 300 * len(rows), gap_x=0.1)  # fmt: skip
     _pin_ranges(layout, traces)
+    if ndim == 2:
+        _rows_downwards(layout)
     for trace, (h, v) in zip(traces, planes):
         xaxis, yaxis = layout[trace["xaxis"].replace("x", "xaxis", 1)], layout[trace["yaxis"].replace("y", "yaxis", 1)]
         spans = [abs(a["range"][1] - a["range"][0]) for a in (xaxis, yaxis)]

@@ -119,7 +119,11 @@
 
   function drawSlices(obj) {
     $("panel-object").hidden = false;
-    if (obj.ndim !== 3) return Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG);
+    if (obj.ndim !== 3) {
+      // a 2D object has no isosurface beside it: the two images take the whole row
+      $("panel-object").parentElement.classList.add("single");
+      return Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG);
+    }
     const viewer = new CDI.SliceViewer($("plot-object"), obj.slices, [obj.amplitude, obj.phase],
       { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
     CDI.makeSliders($("object-sliders"), { ranges: viewer.ranges(), values: viewer.global,
