@@ -259,6 +259,13 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     page.locator("#iso-threshold").fill("0.6")
     page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.60 of max')")
     shot(page, "fixture_result_page")
+    # the fixture crystal has a phase ramp: removing it reloads the page with ?ramp=1 and says which
+    page.check("#ramp-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?ramp=1$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#ramp-toggle") and "rad per voxel along z, y, x" in page.inner_text("#ramp-values")
+    page.locator("#iso-threshold").fill("0.5")
+    page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.50 of max')")
 
 
 @pytest.mark.django_db(transaction=True)

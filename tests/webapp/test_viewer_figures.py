@@ -241,6 +241,27 @@ def test_two_dimensional_results_get_images_without_isosurface():
     assert len(bundle["object"]["slices"]["data"]) == 2
     assert len(bundle["diffraction"]["slices"]["data"]) == 2
     json.dumps(bundle, allow_nan=False)
+    # shown as images: row 0 at the top (y decreasing upwards), as the EDF / detector image reads
+    for figure in (bundle["object"]["slices"], bundle["diffraction"]["slices"]):
+        y_range = figure["layout"]["yaxis"]["range"]
+        assert y_range[0] > y_range[1]
+    amplitude3d, _ = ball(16, 4.0)
+    slices3d = figures.object_bundle(amplitude3d.astype(np.complex64), amplitude3d > 0.5)["slices"]
+    assert slices3d["layout"]["yaxis"]["range"][0] < slices3d["layout"]["yaxis"]["range"][1]
+
+
+def test_the_phase_ramp_is_removed_on_request_and_reported_in_rad_per_voxel():
+    amplitude, coords = ball(32, 8.0)
+    ramp = np.array([0.12, -0.2, 0.05])
+    strain = 0.5 * np.exp(-(coords**2).sum(axis=0) / 20.0)  # a bump: not a ramp, it must stay
+    obj = amplitude * np.exp(1j * (np.tensordot(ramp, coords, axes=1) + strain))
+    support = amplitude > 0.5
+    bundle = figures.object_bundle(obj, support, remove_ramp=True)
+    assert np.allclose(bundle["phase_ramp"], ramp, atol=2e-3)
+    assert figures.object_bundle(obj, support)["phase_ramp"] is None
+    flat = figures.reference_phase(figures._without_phase_ramp(obj, support)[0], support)
+    expected = strain - np.average(strain[support], weights=amplitude[support])
+    assert np.abs(wrap(flat[support] - expected[support])).max() < 0.05
 
 
 def test_units_are_nm_only_when_the_voxel_size_is_known_along_every_axis():

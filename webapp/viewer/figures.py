@@ -611,9 +611,13 @@ def crop_object(
 def object_isosurface_figure(
     obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
+    remove_ramp: bool = False,
 ) -> dict[str, Any]:
     """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``);
-    positions in nm when ``voxel_size_m`` (m per axis) is fully known, else in voxels."""
+    positions in nm when ``voxel_size_m`` (m per axis) is fully known, else in voxels;
+    ``remove_ramp`` as in ``object_bundle``."""
+    if remove_ramp:
+        obj, _ = _without_phase_ramp(obj, support)
     amp_c, ph_c, _, origin = crop_object(obj, support, threshold=threshold)
     if amp_c.ndim != 3:
         raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
@@ -638,6 +642,17 @@ def units_info(voxel_size_m: tuple[float | None, ...] | None, ndim: int) -> dict
     return {"unit": unit, "voxel_size_nm": None, "note": f"positions in {unit}s: the real-space voxel size is {why}"}
 
 
+def _without_phase_ramp(obj: np.ndarray, support: np.ndarray | None) -> tuple[np.ndarray, list[float]]:
+    """``obj`` with its linear phase ramp removed (fitted over the support, else 10 % of the
+    maximum amplitude) and that ramp in rad per voxel, axis 0 first."""
+    from reconstruction.metrics.alignment import apply_phase_ramp, fit_phase_ramp
+
+    region = support if support is not None and support.any() else np.abs(obj) > 0.1 * np.abs(obj).max()
+    masked = obj * region
+    ramp = fit_phase_ramp(masked, np.abs(masked).astype(np.complex128))
+    return apply_phase_ramp(obj, ramp).astype(obj.dtype), [float(g) for g in ramp]
+
+
 def object_bundle(
     obj: np.ndarray,
     support: np.ndarray | None,
@@ -645,15 +660,21 @@ def object_bundle(
     threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES,
     voxel_size_m: tuple[float | None, ...] | None = None,
+    remove_ramp: bool = False,
 ) -> dict[str, Any]:
     """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
 
     obj : (Z, Y, X) or (Y, X) complex, centred; support : same shape bool or None (then
     amplitude > ``threshold``·max is used); voxel_size_m : per-axis voxel size (m), None where
-    unknown (see ``units_info``). Arrays are cropped to the support's bounding box (+2 voxels);
-    ``origin`` is that box's corner in the full grid, ``index`` the default (centre-of-mass)
-    slice. 2D objects have no isosurface and no volumes (``isosurface`` None).
+    unknown (see ``units_info``); remove_ramp : show the phase with its linear ramp (fitted
+    over the support) removed, ``phase_ramp`` then gives it in rad per voxel (axis 0 first).
+    Arrays are cropped to the support's bounding box (+2 voxels); ``origin`` is that box's
+    corner in the full grid, ``index`` the default (centre-of-mass) slice. 2D objects have no
+    isosurface and no volumes (``isosurface`` None).
     """
+    ramp = None
+    if remove_ramp:
+        obj, ramp = _without_phase_ramp(obj, support)
     amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     index = tuple(int(round(c)) for c in ndimage.center_of_mass(sup_c.astype(np.float32)))
     units = units_info(voxel_size_m, obj.ndim)
@@ -666,6 +687,7 @@ def object_bundle(
         "support_voxels": int(sup_c.sum()),
         "units": units,
         "isosurface": None,
+        "phase_ramp": ramp,
         "slices": object_slices_figure(amp_c, ph_c, sup_c, index=index, origin=origin, voxel_size_nm=nm),
     }
     if obj.ndim == 3:
@@ -753,19 +775,20 @@ def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None =
 
 def result_bundle(
     record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES,
-    voxel_size_m: tuple[float | None, ...] | None = None,
+    voxel_size_m: tuple[float | None, ...] | None = None, remove_ramp: bool = False,
 ) -> dict[str, Any]:
     """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
 
     Keys: ``object`` (see ``object_bundle``; positions in nm when ``voxel_size_m``, m per axis,
-    is known), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
+    is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
     intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
     ``algorithm``.
     """
     obj = np.asarray(record.obj)
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
     bundle: dict[str, Any] = {
-        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices, voxel_size_m=voxel_size_m),
+        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices, voxel_size_m=voxel_size_m,
+                                remove_ramp=remove_ramp),
         "diffraction": None,
         "errors": None,
         "prtf": None,

@@ -367,6 +367,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "has_result_kind": job.kind in ("predict", "refine", "phase", "pipeline"),
         "is_training": job.kind in ("train", "finetune"),
         "trained_models": list(job.trained_models.all()),
+        "ramp_query": "?ramp=1" if _ramp(request) else "",
     }
     return render(request, "viewer/job.html", context)
 
@@ -434,6 +435,11 @@ def _threshold(request: HttpRequest) -> float:
     return value
 
 
+def _ramp(request: HttpRequest) -> bool:
+    """True when the request asks for the phase without its linear ramp (``?ramp=1``)."""
+    return request.GET.get("ramp") == "1"
+
+
 def _max_vertices(request: HttpRequest) -> int:
     """The vertex budget of the request (1,000 … 200,000)."""
     try:
@@ -463,6 +469,7 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
         threshold, budget = _threshold(request), _max_vertices(request)
     except ValidationError as exc:
         return JsonResponse({"error": _error_text(exc)}, status=400)
+    ramp = _ramp(request)
     summary = _summary(job)
     history = summary.get("history") or {k: v for k, v in (summary.get("curves") or {}).items() if "loss" in k}
     loss = figures.loss_curves_figure(history) if history and job.kind in ("train", "finetune") else None
@@ -473,10 +480,12 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
     def compute() -> dict[str, Any]:
         record = _read_result(job)
         voxel = job_voxel_size_m(job, np.shape(record.obj))
-        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget, voxel_size_m=voxel)}
+        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget, voxel_size_m=voxel,
+                                                        remove_ramp=ramp)}  # fmt: skip
 
     try:
-        payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, version=2)
+        payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, ramp=ramp,
+                                   version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -500,12 +509,14 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
         support = None if record.support is None else np.asarray(record.support, dtype=bool)
         voxel = job_voxel_size_m(job, np.shape(record.obj))
         return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold,
-                                                max_vertices=budget, voxel_size_m=voxel)  # fmt: skip
+                                                max_vertices=budget, voxel_size_m=voxel, remove_ramp=ramp)  # fmt: skip
 
+    ramp = _ramp(request)
     if job.status != "succeeded" or not job.result_path.exists():
         raise Http404("this job has no result")
     try:
-        payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, version=2)
+        payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, ramp=ramp,
+                                   version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)

@@ -88,7 +88,7 @@
       timer = setTimeout(async () => {
         $("iso-info").textContent = "computing…";
         try {
-          const fig = await CDI.getJSON(`${isoUrl}?threshold=${slider.value}`);
+          const fig = await CDI.getJSON(`${isoUrl}${isoUrl.includes("?") ? "&" : "?"}threshold=${slider.value}`);
           await Plotly.react("plot-iso", fig.data, fig.layout, CDI.PLOT_CONFIG);
           $("iso-info").textContent = info(fig.meta);
         } catch (e) { $("iso-info").textContent = e.message; }
@@ -115,6 +115,16 @@
       update[`scene.${ax}.title.text`] = layout.scene[ax].title.text;
     });
     return Plotly.relayout("plot-iso", update);
+  }
+
+  /* The "phase ramp removed" switch reloads the page with or without ?ramp=1. */
+  function showRamp(ramp) {
+    const toggle = $("ramp-toggle");
+    toggle.checked = root.dataset.ramp === "1";
+    toggle.onchange = () => { window.location.search = toggle.checked ? "?ramp=1" : ""; };
+    $("ramp-values").textContent = ramp
+      ? `(${ramp.map((g) => g.toFixed(3)).join(", ")} rad per ${ramp.length === 3 ? "voxel along z, y, x" : "pixel along y, x"})`
+      : "";
   }
 
   function drawSlices(obj) {
@@ -184,6 +194,7 @@
       CDI.metricsRows($("metrics-table"), r.metrics);
       $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
       CDI.unitsNote($("units-note"), r.object.units);
+      showRamp(r.object.phase_ramp);
       plots.push(drawSlices(r.object));
       if (r.errors) {
         $("panel-errors").hidden = false;
