@@ -48,7 +48,9 @@ def support_from_array(
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim not in (2, 3):
-        raise InvalidDataError(f"{name}: a support must be a 2D or 3D image, got shape {array.shape}")
+        raise InvalidDataError(
+            f"{name}: a support must be a 2D or 3D image, got shape {array.shape}"
+        )
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise InvalidDataError(f"{name}: a support must be numeric, got dtype {array.dtype}")
     modulus = np.abs(array).astype(np.float64) if array.dtype != bool else array.astype(np.float64)

@@ -234,11 +234,24 @@ def load_prepared(
     return prepare(data, shape=shape, oversampling=oversampling, threshold=threshold)
 
 
+def load_prepared_on_grid(
+    path: str | os.PathLike, *, shape: tuple[int, ...], provenance: dict | None = None
+) -> DiffractionData:
+    """Data on a result's grid: a prepared file as is, a raw file prepared to ``shape`` (pixels
+    per axis) and binned as that result's phasing did (its provenance's ``prepare_oversampling``:
+    a target oversampling, or "none" for no binning; default 3)."""
+    binning = (provenance or {}).get("prepare_oversampling", 3.0)
+    return load_prepared(
+        path, shape=tuple(shape), oversampling=None if binning == "none" else float(binning)
+    )
+
+
 __all__ = [
     "default_phasing_shape",
     "inspect_file",
     "is_prepared",
     "load_prepared",
+    "load_prepared_on_grid",
     "metadata_summary",
     "prepare_file",
 ]

@@ -42,9 +42,11 @@ def metrics_file(
     record = read_result(result_path)
     intensity, mask = record.intensity, record.mask
     if data_path is not None:
-        from reconstruction.io.workflow import load_prepared
+        from reconstruction.io.workflow import load_prepared_on_grid
 
-        data = load_prepared(data_path, shape=record.obj.shape[0])
+        data = load_prepared_on_grid(
+            data_path, shape=record.obj.shape, provenance=record.provenance
+        )
         intensity, mask = data.intensity, data.mask
     if intensity.shape != record.obj.shape:
         raise InvalidDataError(

@@ -236,16 +236,12 @@ def refine_file(
     object's chi2 on this data).
     """
     from reconstruction.io import read_result
-    from reconstruction.io.workflow import load_prepared
+    from reconstruction.io.workflow import load_prepared_on_grid
 
     start = time.monotonic()
     report(progress, ProgressEvent(0.0, stage="load"))
     initial = read_result(initial_path)
-    # a raw file is prepared onto the initial object's grid, binned as its phasing did
-    binning = initial.provenance.get("prepare_oversampling", 3.0)
-    data = load_prepared(
-        input_path, shape=initial.obj.shape, oversampling=None if binning == "none" else binning
-    )
+    data = load_prepared_on_grid(input_path, shape=initial.obj.shape, provenance=initial.provenance)
     if initial.obj.shape != data.intensity.shape:
         raise InvalidDataError(
             f"the initial object {initial_path} has shape {initial.obj.shape} but the data "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -72,8 +74,13 @@ def test_a_raw_frame_support_phases_the_logo_at_full_resolution_and_refines_on_t
     real_data, tmp_path
 ):
     summary = phase_file(
-        real_data / LOGO, tmp_path / "logo.cxi", algorithm="HIO**100,ER**30", cycles=1,
-        support=real_data / LOGO_SUPPORT, device="cpu", prepared_out=tmp_path / "prepared.cxi",
+        real_data / LOGO,
+        tmp_path / "logo.cxi",
+        algorithm="HIO**100,ER**30",
+        cycles=1,
+        support=real_data / LOGO_SUPPORT,
+        device="cpu",
+        prepared_out=tmp_path / "prepared.cxi",
     )
     assert summary["shape"] == [512, 512] and summary["support_source"].endswith(LOGO_SUPPORT)
     assert summary["metrics"]["chi2"] < 0.02
@@ -82,22 +89,35 @@ def test_a_raw_frame_support_phases_the_logo_at_full_resolution_and_refines_on_t
     assert record.provenance["support_path"].endswith(LOGO_SUPPORT)
     assert record.provenance["prepare_oversampling"] == "none"
     assert load_data(tmp_path / "prepared.cxi").intensity.shape == (512, 512)
-    refined = refine_file(real_data / LOGO, tmp_path / "refined.cxi",
-                          initial_path=tmp_path / "logo.cxi", algorithm="ER**5", device="cpu")
+    refined = refine_file(
+        real_data / LOGO,
+        tmp_path / "refined.cxi",
+        initial_path=tmp_path / "logo.cxi",
+        algorithm="ER**5",
+        device="cpu",
+    )
     assert refined["metrics"]["chi2"] <= summary["metrics"]["chi2"] * 1.001
 
 
 def test_a_2d_raw_pattern_is_phased_whole_by_default_and_a_3d_one_on_the_network_box(
     tmp_path, pattern_file
 ):
-    out = phase_file(pattern_file(2, 96), tmp_path / "p2.cxi", algorithm="ER**5", cycles=1,
-                     device="cpu")
+    out = phase_file(
+        pattern_file(2, 96), tmp_path / "p2.cxi", algorithm="ER**5", cycles=1, device="cpu"
+    )
     assert out["shape"] == [96, 96]
-    out = phase_file(pattern_file(3, 80), tmp_path / "p3.cxi", algorithm="ER**2", cycles=1,
-                     device="cpu")
+    out = phase_file(
+        pattern_file(3, 80), tmp_path / "p3.cxi", algorithm="ER**2", cycles=1, device="cpu"
+    )
     assert out["shape"] == [64, 64, 64]
-    out = phase_file(pattern_file(2, 96), tmp_path / "p4.cxi", algorithm="ER**2", cycles=1,
-                     device="cpu", shape=32)
+    out = phase_file(
+        pattern_file(2, 96),
+        tmp_path / "p4.cxi",
+        algorithm="ER**2",
+        cycles=1,
+        device="cpu",
+        shape=32,
+    )
     assert out["shape"] == [32, 32]
 
 
@@ -110,10 +130,37 @@ def test_support_files_of_the_wrong_grid_or_absent_are_refused_clearly(real_data
 
 
 def test_the_cli_takes_shape_full_and_refuses_a_tiny_one(tmp_path, pattern_file, capsys):
-    assert main(["prepare", str(pattern_file(2, 96)), "--out", str(tmp_path / "p.cxi"),
-                 "--shape", "full", "--json"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(pattern_file(2, 96)),
+                "--out",
+                str(tmp_path / "p.cxi"),
+                "--shape",
+                "full",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert '"shape": [\n    96,\n    96\n  ]' in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
         main(["phase", str(pattern_file(2, 96)), "--out", str(tmp_path / "x.cxi"), "--shape", "4"])
     assert exc.value.code == 2
     assert "at least 8 pixels" in capsys.readouterr().err
+
+
+def test_metrics_against_the_raw_file_use_the_results_grid_and_binning(real_data, tmp_path, capsys):
+    out = tmp_path / "logo.cxi"
+    summary = phase_file(
+        real_data / LOGO,
+        out,
+        algorithm="HIO**20,ER**10",
+        cycles=1,
+        support=real_data / LOGO_SUPPORT,
+        device="cpu",
+    )
+    assert main(["metrics", str(out), "--data", str(real_data / LOGO), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["fourier"]["chi2"] == pytest.approx(summary["metrics"]["chi2"], rel=1e-4)
