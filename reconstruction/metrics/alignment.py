@@ -60,7 +60,10 @@ def fit_phase_ramp(
     """Linear phase ramp g (rad/pixel per axis) such that obj * exp(-i g.r) best matches reference.
 
     Coarse estimate from the peak of the Fourier transform of obj * conj(reference), refined by a
-    weighted least-squares fit of the residual phase (weights |obj||reference|, or ``weight``).
+    weighted least-squares fit of the residual phase (weights |obj||reference|, or ``weight``);
+    a refinement step is kept only if it raises the coherent sum |sum(obj conj(ref) e^{-i g.r})|,
+    since the wrapped residual of an object with a large phase spread (a 2D logo, a strained
+    crystal) can pull the fit off the ramp.
     """
     prod = obj * np.conj(reference)
     if weight is not None:
@@ -75,11 +78,32 @@ def fit_phase_ramp(
     if w.sum() == 0:
         return tuple(0.0 for _ in obj.shape)
     design = np.stack([np.ones(obj.size)] + [g.ravel() for g in grid], axis=1)
+    sw = np.sqrt(w)
+
+    def deramped(values: np.ndarray) -> np.ndarray:
+        return prod * np.exp(-1j * sum(r * g for r, g in zip(values, grid)))
+
+    coherence = abs(np.sum(deramped(ramp)))
+    # sub-bin position of the spectrum's peak: a parabola through it and its two neighbours
+    refined = ramp.copy()
+    for axis, (n, p) in enumerate(zip(obj.shape, peak)):
+        around = [
+            spectrum[tuple((p + d) % n if a == axis else q for a, q in enumerate(peak))]
+            for d in (-1, 0, 1)
+        ]
+        curvature = around[0] - 2 * around[1] + around[2]
+        if curvature < 0:
+            refined[axis] += 2 * np.pi / n * 0.5 * (around[0] - around[2]) / curvature
+    if abs(np.sum(deramped(refined))) > coherence:
+        ramp, coherence = refined, abs(np.sum(deramped(refined)))
     for _ in range(3):
-        residual = np.angle(prod * np.exp(-1j * sum(r * g for r, g in zip(ramp, grid))))
-        sw = np.sqrt(w)
+        residual = np.angle(deramped(ramp))
         coef, *_ = np.linalg.lstsq(design * sw[:, None], residual.ravel() * sw, rcond=None)
-        ramp = ramp + coef[1:]
+        candidate = ramp + coef[1:]
+        candidate_coherence = abs(np.sum(deramped(candidate)))
+        if candidate_coherence <= coherence:
+            break
+        ramp, coherence = candidate, candidate_coherence
     return tuple(float(r) for r in ramp)
 
 
