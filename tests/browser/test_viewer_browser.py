@@ -315,7 +315,8 @@ def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d
     """A 2D user's path: upload the pattern and ESRF's 0/1 support EDF, choose the support in
     the phase form, get the 512² logo back."""
     needs("reconstruction.io.workflow", "reconstruction.phasing.workflow")
-    from tests.conftest import REAL_DATA
+    from tests.conftest import REAL_DATA, wait_for
+    from webapp.core import services
     from webapp.core.models import Dataset, Job
 
     if not REAL_DATA.is_dir():
@@ -346,3 +347,13 @@ def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     assert "rad per pixel along y, x" in page.inner_text("#ramp-values")
     shot(page, "job_result_2d_logo_ramp_removed")
+    # a second reconstruction (another seed), then both side by side, aligned
+    second = services.job_submit(user=cast.member, group=cast.alpha, kind="phase", dataset=job.dataset,
+                                 params={**job.params, "seed": 1})  # fmt: skip
+    wait_for(lambda: Job.objects.get(pk=second.pk).is_finished or None, timeout_s=120, what="the second phase job")
+    page.goto(f"{live_server.url}/compare/?jobs={job.pk},{second.pk}")
+    page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
+    assert page.locator("#compare-controls").is_hidden()  # no plane to choose in 2D
+    assert re.search(r"aligned: shift \(.+\) pixel \(x, y\)", page.locator(".compare-col .alignment").nth(1).inner_text())
+    assert page.locator(".cmp-slices .heatmaplayer image, .cmp-slices .hm image").count() >= 4
+    shot(page, "compare_2d_logo")

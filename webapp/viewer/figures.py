@@ -844,8 +844,9 @@ def aligned_result_bundle(
     aligned, moved, info = align_to_reference(obj, ref, support=support)
     shift = ", ".join(f"{v:+.2f}" for v in info["shift_px"][::-1])
     ramp = ", ".join(f"{v:+.3f}" for v in info["ramp_rad_per_px"][::-1])
-    text = (f"aligned: shift ({shift}) voxel (x, y, z), {'twin flipped' if info['twin'] else 'no twin flip'}, "
-            f"phase offset {info['phase_offset_rad']:+.2f} rad, ramp ({ramp}) rad/voxel; "
+    unit, axes = ("voxel", "x, y, z") if obj.ndim == 3 else ("pixel", "x, y")
+    text = (f"aligned: shift ({shift}) {unit} ({axes}), {'twin flipped' if info['twin'] else 'no twin flip'}, "
+            f"phase offset {info['phase_offset_rad']:+.2f} rad, ramp ({ramp}) rad/{unit}; "
             f"residual ‖a − ref‖/‖ref‖ {info['rel_error']:.3f}")  # fmt: skip
     return {"object": object_bundle(aligned.astype(np.complex64), moved, **options), "metrics": metrics,
             "alignment": {"aligned": True, **{k: _jsonable_number(v) if not isinstance(v, list) else v

@@ -71,14 +71,19 @@
     }
     loading.hidden = true;
     const r = bundle.result;
-    if (!r || r.object.ndim !== 3) {
+    if (!r) {
       error.hidden = false;
-      error.textContent = r ? "2D results: open the job page" : `no result (status ${bundle.status})`;
+      error.textContent = `no result (status ${bundle.status})`;
       return [];
     }
     CDI.metricsRows(col.querySelector("table.metrics"), r.metrics);
     if (r.alignment) col.querySelector(".alignment").textContent = r.alignment.text;
     CDI.unitsNote(col.querySelector(".units-note"), r.object.units);
+    if (r.object.ndim !== 3) {  // 2D: the aligned amplitude and phase images, no plane to choose
+      col.querySelector(".cmp-iso").hidden = true;
+      const s = r.object.slices;
+      return [Plotly.newPlot(`cmp-slices-${n}`, s.data, Object.assign({}, s.layout, { height: 360 }), CDI.PLOT_CONFIG)];
+    }
     panes.push(new PlanePane(document.getElementById(`cmp-slices-${n}`), r.object));
     const iso = r.object.isosurface;
     const layout = Object.assign({}, iso.layout, { height: 320, title: { text: "isosurface coloured by phase", font: { size: 12 } } });
@@ -88,6 +93,7 @@
   async function main() {
     const columns = [...root.querySelectorAll(".compare-col")];
     const plots = (await Promise.all(columns.map((col, i) => loadColumn(col, i + 1)))).flat();
+    document.getElementById("compare-controls").hidden = !panes.length;
     if (panes.length) {
       const box = [0, 1, 2].map((a) => [
         Math.min(...panes.map((p) => p.extent(a)[0])) - 0.5, Math.max(...panes.map((p) => p.extent(a)[1])) + 0.5]);
