@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from reconstruction.errors import InvalidDataError
+from reconstruction.errors import AmbiguousDataError, InvalidDataError, UnreadableFileError
 from reconstruction.io.edf import read_edf
 from reconstruction.io.limits import resolve_max_bytes
 from reconstruction.io.load import sniff_format
@@ -32,7 +32,13 @@ def load_support(
     elif fmt == "npy":
         array = read_npy(path, max_bytes=limit)
     else:
-        obj = load_object(path, max_bytes=limit)
+        try:
+            obj = load_object(path, max_bytes=limit)
+        except (UnreadableFileError, AmbiguousDataError) as exc:
+            raise type(exc)(
+                f"{name} is neither a 0/1 support image (EDF, .npy) nor an object file with a "
+                f"support: {exc}"
+            ) from exc
         if obj.support is not None and obj.support.any():
             return np.asarray(obj.support, bool), f"the support of the object in {name}"
         array = obj.obj
