@@ -280,3 +280,16 @@ def test_a_malformed_or_endless_schedule_is_refused_at_submission():
             validate_params(kind, {"algorithm": algorithm})
         assert algorithm in info.value.message_dict["algorithm"][0]
     assert validate_params("phase", {"algorithm": "3*(20*ER+180*HIO)+20*ER", "cycles": 1})["cycles"] == 1
+
+
+def test_a_support_dataset_deleted_after_submission_fails_the_job_with_the_reason(cast, records):
+    from workers.runner import execute
+
+    support = _dataset(records, cast.alpha, name="gone.npy")
+    body = {"kind": "phase", "dataset": records.dataset.pk, "params": {"support_dataset": support.pk, "cycles": 1}}
+    job = _post(cast.api(cast.owner), "/api/jobs", body).json()
+    support_id = support.pk
+    support.delete()
+    assert execute(job["id"], task_id=Job.objects.get(pk=job["id"]).celery_task_id) == "failed"
+    failed = Job.objects.get(pk=job["id"])
+    assert f"support dataset #{support_id} is gone" in failed.error_message
