@@ -141,7 +141,8 @@ def sanitize_intensity(
     out[bad] = 0.0
     if np.issubdtype(data.dtype, np.integer) and float(out.max()) <= 1.0:
         provenance.warnings.append(
-            "every value is 0 or 1: this looks like a mask or a support, not measured intensities"
+            "every value is 0 or 1: this looks like a mask or a support, not measured intensities "
+            "(a support is given to phase as --support FILE, or in the web app as support_dataset)"
         )
     if not np.any(out > 0):
         raise InvalidDataError(
