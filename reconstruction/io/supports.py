@@ -80,4 +80,14 @@ def support_from_array(
     return support, how
 
 
-__all__ = ["load_support", "support_from_array"]
+def check_support_grid(support: np.ndarray, shape: tuple[int, ...], source: str) -> None:
+    """Raise ``InvalidDataError`` unless the support read from ``source`` has the data's shape."""
+    if tuple(support.shape) != tuple(shape):
+        raise InvalidDataError(
+            f"the support in {source} has shape {tuple(support.shape)} but the data to phase has "
+            f"shape {tuple(shape)}: give a support on the prepared grid, or phase the raw file "
+            "with a support of the raw frame's shape (phased then at full resolution)"
+        )
+
+
+__all__ = ["check_support_grid", "load_support", "support_from_array"]

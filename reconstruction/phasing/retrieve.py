@@ -109,15 +109,10 @@ def _initial_support(
 
 
 def _support_from_file(path: Path, shape: tuple[int, ...], threshold: float) -> np.ndarray:
-    from reconstruction.io.supports import load_support
+    from reconstruction.io.supports import check_support_grid, load_support
 
     support, _how = load_support(path, threshold=threshold)
-    if support.shape != shape:
-        raise InvalidDataError(
-            f"the support in {path} has shape {support.shape} but the data to phase has shape "
-            f"{shape}: give a support on the prepared grid, or phase the raw file (a support of "
-            "the raw frame's shape makes the raw data phased at full resolution)"
-        )
+    check_support_grid(support, shape, str(path))
     return support
 
 

@@ -138,7 +138,7 @@ def phase_file(
     runs (per-run table), curves (lists), timings, config, shape, support_source}.
     """
     from reconstruction.io import load_data, write_prepared
-    from reconstruction.io.supports import load_support
+    from reconstruction.io.supports import check_support_grid, load_support
     from reconstruction.io.workflow import default_phasing_shape, is_prepared
     from reconstruction.preprocess import prepare
 
@@ -166,12 +166,8 @@ def phase_file(
         prepared_here = {"prepare_oversampling": "none" if oversampling is None else oversampling}
         if prepared_out is not None:
             write_prepared(prepared_out, data)
-    if support_source is not None and support.shape != data.intensity.shape:
-        raise InvalidDataError(
-            f"the support in {support_source} has shape {support.shape} but the data to phase has "
-            f"shape {data.intensity.shape}: give a support on the prepared grid, or phase the raw "
-            "file with a support of the raw frame's shape (phased then at full resolution)"
-        )
+    if support_source is not None:
+        check_support_grid(support, data.intensity.shape, support_source)
     support_label = support_source or (support if isinstance(support, str) else "array")
     t_load = time.monotonic() - start
     result = phase_retrieve(
