@@ -31,7 +31,12 @@ def register(subparsers) -> None:
         "fly; writes the best checkpoint after every improving epoch. Run under "
         "`torchrun --nproc_per_node N -m reconstruction train ...` for data-parallel training.",
     )
-    parser.add_argument("--recipe", default="default", help="named recipe: default, tiny, tiny2d")
+    parser.add_argument(
+        "--recipe",
+        default="default",
+        help="named recipe: default (the shipped 3D model's), default2d (the shipped 2D "
+        "model's), tiny, tiny2d",
+    )
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
     parser.add_argument("--epochs", type=int, default=None)

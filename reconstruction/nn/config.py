@@ -177,6 +177,29 @@ RECIPES: dict[str, TrainRecipe] = {
         minutes=180.0,
         anneal_minutes=85.0,
     ),
+    # The shipped 2D model (default_2d.pt): the same network in 2D on 64² patterns of the same
+    # object families; 2D steps are ~100x cheaper, so it is wider and sees more patterns.
+    "default2d": TrainRecipe(
+        name="default2d",
+        dims=2,
+        shape=64,
+        width=16,
+        depth=3,
+        kind="mixed",
+        photons=(1e5, 1e9),
+        n_train=8192,
+        n_val=128,
+        fresh_each_epoch=False,
+        epochs=400,
+        batch_size=16,
+        lr=1e-3,
+        loss="hybrid",
+        supervised_weight=1.0,
+        threshold_ramp_epochs=3,
+        early_stop_patience=12,
+        minutes=30.0,
+        anneal_minutes=12.0,
+    ),
     # A seconds-long recipe for tests and smoke checks (16^3 input, 2 levels).
     "tiny": TrainRecipe(
         name="tiny",

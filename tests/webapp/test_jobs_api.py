@@ -293,3 +293,18 @@ def test_a_support_dataset_deleted_after_submission_fails_the_job_with_the_reaso
     assert execute(job["id"], task_id=Job.objects.get(pk=job["id"]).celery_task_id) == "failed"
     failed = Job.objects.get(pk=job["id"])
     assert f"support dataset #{support_id} is gone" in failed.error_message
+
+
+def test_predicting_without_any_model_of_the_datas_dimensionality_is_refused_at_submission(cast, records,
+                                                                                          monkeypatch, tmp_path):
+    from reconstruction.nn import workflow
+
+    monkeypatch.setattr(workflow, "MODELS_DIR", tmp_path)  # no shipped model file at all
+    body = {"kind": "pipeline", "dataset": records.dataset.pk}
+    response = _post(cast.api(cast.owner), "/api/jobs", body)
+    assert response.status_code == 400
+    assert "there is no 3D model to predict with" in response.json()["detail"]["model_version"]
+    from webapp.core.models import ModelVersion
+
+    ModelVersion.objects.filter(pk=records.model.pk).update(status="default")  # a registered default will do
+    assert _post(cast.api(cast.owner), "/api/jobs", body).status_code == 201

@@ -68,7 +68,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("cxi", "bool", False, "also write one CXI file per pattern"),
     ],
     "train": [
-        ParamSpec("recipe", "choice", "default", "training recipe (docs/network.md): default = the shipped model's, tiny = seconds-long smoke test", choices=("default", "tiny", "tiny2d")),
+        ParamSpec("recipe", "choice", "default", "training recipe (docs/network.md): default = the shipped 3D model's, default2d = the shipped 2D model's, tiny / tiny2d = seconds-long smoke tests", choices=("default", "default2d", "tiny", "tiny2d")),
         ParamSpec("epochs", "int", 0, "epochs (0 = the recipe's)", min=0, max=100_000),
         ParamSpec("minutes", "float", 0.0, "wall-clock budget in minutes (0 = the recipe's)", min=0.0, max=7 * 24 * 60),
         ParamSpec("n_train", "int", 0, "training patterns (0 = the recipe's; with a simulated-set dataset: all of them)", min=0, max=10_000_000),

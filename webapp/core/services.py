@@ -281,6 +281,15 @@ def _check_support_dataset(group: ResearchGroup, params: dict[str, Any], dataset
         raise ValidationError({"support_dataset": f"dataset #{pk} is {support.dims}D but the data are {dataset.dims}D"})
 
 
+def _check_shipped_model(dims: int) -> None:
+    """Refuse a predict job that would fall back on a shipped model file that is not there."""
+    from reconstruction.nn.workflow import default_checkpoint_path
+
+    if not default_checkpoint_path(dims).is_file():
+        raise ValidationError({"model_version": f"there is no {dims}D model to predict with: train one (a train job "
+                                                f"with a {dims}D recipe) and choose it, or have staff make one the default"})
+
+
 def _check_same_group(job_group: ResearchGroup, other: Any, what: str) -> None:
     if other is not None and getattr(other, "group_id", job_group.pk) != job_group.pk:
         raise ValidationError({what: f"the {what} belongs to another research group"})
@@ -327,6 +336,8 @@ def job_submit(
         model_version = default_model_version(dataset.dims if dataset is not None else 3)
     if kind == "finetune" and model_version is None:
         raise ValidationError({"model_version": "no base model: choose a model version to fine-tune"})
+    if kind in ("predict", "pipeline") and model_version is None:
+        _check_shipped_model(dataset.dims if dataset is not None else 3)
     job = Job.objects.create(
         group=group,
         owner=user,
