@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py --n 100 [--checkpoint FILE] [--runs 5]
 
-On ``n`` freshly simulated 64^3 patterns with truths (seeds from
+On ``n`` freshly simulated 64^3 patterns (64^2 with a 2D model, e.g. ``--checkpoint
+reconstruction/nn/models/default_2d.pt``) with truths (seeds from
 ``reconstruction.nn.workflow.HELD_OUT_SEED``, never used in training) it prints:
 
 - predict time per pattern on this device at batch 1 and batch 8;
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     path = args.checkpoint or default_checkpoint_path(3)
     model, payload = load_checkpoint(path)
     size = model.config.input_size
-    data = SimulatedDataset(Recipe(kind=args.kind, shape=size, dims=3), args.n, HELD_OUT_SEED)
+    dims = model.config.dims
+    data = SimulatedDataset(Recipe(kind=args.kind, shape=size, dims=dims), args.n, HELD_OUT_SEED)
     items = [data[i] for i in range(args.n)]
     intens = np.stack([it["intensity"][0].numpy() for it in items]).astype(np.float32)
     masks = np.stack([it["mask"][0].numpy() for it in items]).astype(bool)
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             row.update(scored("extra", ext, time.perf_counter() - t0, "extra_s"))
         key = f"{HELD_OUT_SEED + i}:{args.kind}:{CONVENTIONAL}x3:runs{args.runs}:seed{i}"
+        if dims == 2:
+            key = f"2d:{key}"
         cached = cache.get(key)
         if cached is not None and i >= args.retime:
             row.update({k: v for k, v in cached.items() if k != "conv_s"})
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
     col = {k: np.array([r.get(k, np.nan) for r in rows], float) for k in rows[0]}
-    print(f"## Network benchmark ({args.n} held-out simulated 64^3 patterns, kind={args.kind})")
+    print(f"## Network benchmark ({args.n} held-out simulated {size}^{dims} patterns, kind={args.kind})")
     print(f"model `{payload['name']}` sha256 `{payload['weights_sha256'][:16]}`")
     print()
     print("| quantity | value |")

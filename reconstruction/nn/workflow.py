@@ -53,7 +53,8 @@ def _resolve_checkpoint(checkpoint_path: str | os.PathLike | None, dims: int = 3
     if checkpoint_path is None and not path.is_file():
         raise CheckpointError(
             f"no shipped default {dims}D model at {path}: train one with "
-            "`python -m reconstruction train --recipe default --out FILE` and pass --checkpoint"
+            f"`python -m reconstruction train --recipe {'default' if dims == 3 else 'default2d'} "
+            "--out FILE` and pass --checkpoint"
         )
     return path
 

@@ -14,8 +14,8 @@ from reconstruction.nn.workflow import HELD_OUT_SEED
 # dominated by the empty background: an all-zero object scores ~0.93 there). On these 6 held-out
 # 3D patterns the shipped model scores a median of ~0.72; an empty object scores <= 0.33 and a
 # centred ball of the right size 0.51, so 0.6 separates "learned something" from trivial guesses.
-# The 2D model: MIN_2D (see docs/network.md for its measured median).
-MIN_MEDIAN_OBJECT_SSIM = {3: 0.6, 2: 0.6}
+# The 2D model scores a median of 0.93 on its 6 (0.854 over 100 held-out patterns, docs/network.md).
+MIN_MEDIAN_OBJECT_SSIM = {3: 0.6, 2: 0.75}
 N_PATTERNS = 6
 
 

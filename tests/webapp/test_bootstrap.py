@@ -35,6 +35,12 @@ def test_bootstrap_registers_the_shipped_model_as_the_3d_default_or_warns(db):
     (version,) = ModelVersion.objects.filter(dims=3)
     assert version.status == "default" and version.file == str(path) and len(version.sha256) == 64
     assert version.trained_by_job is None
+    path_2d = shipped_checkpoint(2)  # the shipped 2D model becomes the 2D default the same way
+    versions_2d = list(ModelVersion.objects.filter(dims=2))
+    if path_2d is None:
+        assert not versions_2d
+    else:
+        assert [(v.status, v.file) for v in versions_2d] == [("default", str(path_2d))]
 
 
 def test_an_upgraded_shipped_file_becomes_a_new_default_version_and_the_old_one_is_retired(db, tmp_path, monkeypatch):
