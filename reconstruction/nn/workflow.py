@@ -347,7 +347,13 @@ def finetune_model(
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     dev = pick_device(device)
-    parent_path = _resolve_checkpoint(checkpoint_path)
+    # without a checkpoint: the shipped model of the patterns' dimensionality
+    dims = 3
+    if pattern_paths and checkpoint_path is None:
+        from reconstruction.io import load_data
+
+        dims = load_data(pattern_paths[0]).intensity.ndim
+    parent_path = _resolve_checkpoint(checkpoint_path, dims)
     model, parent = load_checkpoint(parent_path, device=dev)
     patterns, shas = _load_patterns(pattern_paths, model)
     cfg = model.config
@@ -460,17 +466,20 @@ def predict_file(
 
     Returns {out_path, seconds, metrics, curves, timings, model_name, model_sha256, algorithm}.
     """
-    from reconstruction.io import write_result
+    from reconstruction.io import load_data, write_result
     from reconstruction.io.types import ResultRecord
-    from reconstruction.io.workflow import load_prepared
+    from reconstruction.io.workflow import is_prepared
     from reconstruction.metrics import fourier_errors, free_pixel_mask
+    from reconstruction.preprocess import prepare
 
     start = time.monotonic()
     dev = pick_device(device)
     report(progress, ProgressEvent(0.0, "load"))
-    path = _resolve_checkpoint(checkpoint_path)
+    raw = load_data(input_path)
+    # without a checkpoint: the shipped model of the data's dimensionality
+    path = _resolve_checkpoint(checkpoint_path, raw.intensity.ndim)
     model, payload = load_checkpoint(path, device=dev)
-    data = load_prepared(input_path, shape=model.config.input_size)
+    data = raw if is_prepared(raw) else prepare(raw, shape=model.config.input_size)
     check_input_shape(model, data.shape)
     check(cancel)
     intensity = np.asarray(data.intensity, np.float32)

@@ -59,3 +59,19 @@ def test_a_corrupt_checkpoint_is_one_error_line_and_exit_status_2(tmp_path, caps
     code = main(["predict", str(data), "--out", str(tmp_path / "p.cxi"), "--checkpoint", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "checkpoint" in err[0]
+
+
+def test_a_2d_pattern_is_predicted_by_the_shipped_2d_model_without_naming_it(tmp_path, capsys):
+    import pytest
+
+    from reconstruction.nn import default_checkpoint_path
+    from reconstruction.simulate import Recipe, SimulatedDataset
+
+    if not default_checkpoint_path(2).is_file():
+        pytest.skip("no shipped 2D model")
+    item = SimulatedDataset(Recipe(kind="mixed", shape=64, dims=2), 1, 123)[0]
+    raw = tmp_path / "pattern2d.npy"
+    np.save(raw, item["intensity"][0].numpy())
+    assert main(["predict", str(raw), "--out", str(tmp_path / "p.cxi"), "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model_sha256"] == load_checkpoint(default_checkpoint_path(2)).weights_sha256

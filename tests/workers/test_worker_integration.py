@@ -220,3 +220,11 @@ def test_a_2d_pattern_phased_with_an_uploaded_support_file_then_refined_on_the_s
         response = viewer.get(url)
         assert response.status_code == 200, (url, response.content[:500])
     print(f"2D 512² figures: {len(viewer.get(f'/jobs/{done.pk}/figures.json').content) / 1e6:.1f} MB")  # noqa: T201
+    # the shipped 2D model makes the network route work on the same 2D dataset
+    from reconstruction.nn.workflow import default_checkpoint_path
+
+    if default_checkpoint_path(2).is_file():
+        pipeline = _submit(client, kind="pipeline", dataset=done.dataset_id, preset="quick")
+        finished = wait_for(lambda: _finished(pipeline["id"]), timeout_s=120, what="the 2D pipeline job")
+        assert finished.status == "succeeded", f"{finished.error_message}\n{finished.log}"
+        assert read_result(finished.result_path).obj.shape == (64, 64)
