@@ -268,6 +268,7 @@ def test_a_support_dataset_must_be_of_the_group_and_the_data_dimensionality(cast
     assert response.status_code == 400 and "another research group" in response.json()["detail"]["support_dataset"]
     assert "is 2D but the data are 3D" in submit(flat.pk).json()["detail"]["support_dataset"]
     assert "no dataset" in submit(10**6).json()["detail"]["support_dataset"]
+    assert "another file than the data" in submit(records.dataset.pk).json()["detail"]["support_dataset"]
     mine = _dataset(records, cast.alpha, name="mine.npy")
     response = submit(mine.pk)
     assert response.status_code == 201, response.content

@@ -275,6 +275,9 @@ def _check_support_dataset(group: ResearchGroup, params: dict[str, Any], dataset
     if support is None:
         raise ValidationError({"support_dataset": f"there is no dataset #{pk}"})
     _check_same_group(group, support, "support_dataset")
+    if dataset is not None and support.pk == dataset.pk:
+        raise ValidationError({"support_dataset": "the support must be another file than the data (a 0/1 image "
+                                                  "or a reconstructed object)"})
     if support.kind == "simulated-set":
         raise ValidationError({"support_dataset": f"dataset #{pk} is a simulated training set, not a support"})
     if dataset is not None and support.dims != dataset.dims:
