@@ -342,6 +342,8 @@ def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d
     assert job.summary.get("shape") == [512, 512] and job.metrics["chi2"] < 0.02
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     assert page.locator("#plot-object .heatmaplayer image, #plot-object .hm image").count() >= 2
+    support_id = ids["esrf_id10_logo5mu_20sec_support.edf"]
+    assert page.locator(f"details a[href$='/datasets/{support_id}/']").count() == 1  # the support, linked
     shot(page, "job_result_2d_logo")
     page.check("#ramp-toggle")  # the peak is off the grid centre by a fraction of a pixel
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
