@@ -129,10 +129,10 @@ def phase_file(
     """Phase a raw or prepared data file and write a result CXI.
 
     A raw file is prepared first to ``shape`` (pixels per axis, "full" or None: 64 in 3D, the
-    whole pattern in 2D) at ``oversampling``, and written to ``prepared_out`` when given. A
-    support file (``support``: a 0/1 image or an object, see ``load_support``) of the raw
-    frame's shape makes the raw data phased on that frame's own grid (no binning, no crop), so
-    the support maps pixel for pixel.
+    whole pattern in 2D) at ``oversampling``, and written to ``prepared_out`` when given. With
+    ``shape`` None, a support file (``support``: a 0/1 image or an object, see
+    ``load_support``) of the raw frame's shape makes the raw data phased on that frame's own
+    grid (no binning, no crop), so the support maps pixel for pixel.
 
     Returns {out_path, seconds, algorithm, iterations, metrics (chi2, chi2_free, llk, ...),
     runs (per-run table), curves (lists), timings, config, shape, support_source}.
@@ -157,7 +157,7 @@ def phase_file(
         report(progress, ProgressEvent(0.01, stage="load", message=f"support: {how}"))
     prepared_here = {}
     if not is_prepared(data):
-        if support_source is not None and support.shape == data.intensity.shape:
+        if shape is None and support_source is not None and support.shape == data.intensity.shape:
             shape, oversampling = data.intensity.shape, None
         elif shape is None:
             shape = default_phasing_shape(data.intensity.ndim)

@@ -125,6 +125,9 @@ def test_support_files_of_the_wrong_grid_or_absent_are_refused_clearly(real_data
     prepared = prepare_file(real_data / LOGO, tmp_path / "prepared.cxi", shape=64)["out_path"]
     with pytest.raises(InvalidDataError, match=r"\(512, 512\).*\(64, 64\)"):
         phase_file(prepared, tmp_path / "x.cxi", support=real_data / LOGO_SUPPORT, device="cpu")
+    with pytest.raises(InvalidDataError, match=r"\(512, 512\).*\(128, 128\)"):  # an explicit grid wins
+        phase_file(real_data / LOGO, tmp_path / "x.cxi", support=real_data / LOGO_SUPPORT, shape=128,
+                   device="cpu")
     with pytest.raises(ReconstructionError, match="neither a 0/1 support image"):
         load_support(real_data / "PETRAIII_P25_Near_Field_Ptycho.cxi")
     with pytest.raises(ConfigError, match="neither 'auto'"):
