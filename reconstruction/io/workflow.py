@@ -227,6 +227,18 @@ def load_prepared(
     """Return phasing-ready data: a file we prepared as is, a raw file prepared on the fly
     (``shape`` None: ``default_phasing_shape``; ``oversampling`` None: no binning)."""
     data = load_data(path, dataset_path=dataset_path)
+    return as_prepared(data, shape=shape, oversampling=oversampling, threshold=threshold)
+
+
+def as_prepared(
+    data: DiffractionData,
+    *,
+    shape: int | tuple[int, ...] | str | None = 64,
+    oversampling: float | tuple[float, ...] | None = 3.0,
+    threshold: float = 0.0,
+) -> DiffractionData:
+    """``data`` as is when read from a file we prepared, else prepared (``shape`` None:
+    ``default_phasing_shape``; ``oversampling`` None: no binning)."""
     if is_prepared(data):
         return data
     if shape is None:
@@ -247,6 +259,7 @@ def load_prepared_on_grid(
 
 
 __all__ = [
+    "as_prepared",
     "default_phasing_shape",
     "inspect_file",
     "is_prepared",

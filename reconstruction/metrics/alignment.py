@@ -94,8 +94,9 @@ def fit_phase_ramp(
         curvature = around[0] - 2 * around[1] + around[2]
         if curvature < 0:
             refined[axis] += 2 * np.pi / n * 0.5 * (around[0] - around[2]) / curvature
-    if abs(np.sum(deramped(refined))) > coherence:
-        ramp, coherence = refined, abs(np.sum(deramped(refined)))
+    refined_coherence = abs(np.sum(deramped(refined)))
+    if refined_coherence > coherence:
+        ramp, coherence = refined, refined_coherence
     for _ in range(3):
         residual = np.angle(deramped(ramp))
         coef, *_ = np.linalg.lstsq(design * sw[:, None], residual.ravel() * sw, rcond=None)

@@ -468,9 +468,8 @@ def predict_file(
     """
     from reconstruction.io import load_data, write_result
     from reconstruction.io.types import ResultRecord
-    from reconstruction.io.workflow import is_prepared
+    from reconstruction.io.workflow import as_prepared
     from reconstruction.metrics import fourier_errors, free_pixel_mask
-    from reconstruction.preprocess import prepare
 
     start = time.monotonic()
     dev = pick_device(device)
@@ -479,7 +478,7 @@ def predict_file(
     # without a checkpoint: the shipped model of the data's dimensionality
     path = _resolve_checkpoint(checkpoint_path, raw.intensity.ndim)
     model, payload = load_checkpoint(path, device=dev)
-    data = raw if is_prepared(raw) else prepare(raw, shape=model.config.input_size)
+    data = as_prepared(raw, shape=model.config.input_size)
     check_input_shape(model, data.shape)
     check(cancel)
     intensity = np.asarray(data.intensity, np.float32)

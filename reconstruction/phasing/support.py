@@ -69,6 +69,11 @@ def resolve_shrinkwrap(value, *, default_on: bool) -> ShrinkWrap | None:
     raise ConfigError(f"shrinkwrap must be None, a bool, a dict or ShrinkWrap, got {value!r}")
 
 
+def names_computed_support(text: str) -> bool:
+    """True if ``text`` names a support the engine computes: "auto", "box" or a box size (pixels)."""
+    return text in ("auto", "box") or (text.isascii() and text.isdigit())
+
+
 def autocorrelation_support(
     intensity: np.ndarray, mask: np.ndarray | None = None, *, threshold: float = 0.1
 ) -> np.ndarray:

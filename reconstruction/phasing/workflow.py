@@ -18,6 +18,7 @@ from reconstruction import __version__
 from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.metrics import fourier_errors, free_pixel_mask, object_pixel_size_m
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM, PhasingResult, phase_retrieve
+from reconstruction.phasing.support import names_computed_support
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, report
 
 
@@ -146,7 +147,7 @@ def phase_file(
     report(progress, ProgressEvent(0.0, stage="load", message=f"reading {os.fspath(input_path)}"))
     data = load_data(input_path)
     support_source = None
-    if isinstance(support, (str, os.PathLike)) and _is_support_file(support):
+    if isinstance(support, (str, os.PathLike)) and not names_computed_support(os.fspath(support)):
         support_source = os.fspath(support)
         if not Path(support_source).exists():
             raise ConfigError(
@@ -201,12 +202,6 @@ def phase_file(
     summary["support_source"] = support_source
     report(progress, ProgressEvent(1.0, stage="done", values={"chi2": result.metrics["chi2"]}))
     return summary
-
-
-def _is_support_file(support: str | os.PathLike) -> bool:
-    """True unless ``support`` names a computed support ("auto", "box", a box size)."""
-    text = os.fspath(support)
-    return not (text in ("auto", "box") or text.isdigit())
 
 
 def refine_file(

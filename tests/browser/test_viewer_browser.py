@@ -116,6 +116,14 @@ def needs(*modules: str) -> None:
         pytest.importorskip(module, reason=f"{module} is not there yet")
 
 
+def submit_job_form(page) -> None:
+    """Submit the job form; fail with the page's text unless it opens the new job's page."""
+    page.click("#job-form button[type=submit]")
+    if not re.match(r".*/jobs/\d+/$", page.url):
+        shot(page, "submit_failed")
+        pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
+
+
 def wait_finished(page, *, timeout_ms: int = JOB_TIMEOUT_MS) -> str:
     """Wait until the job page shows a finished status; return it."""
     page.wait_for_function(
@@ -195,10 +203,7 @@ def test_member_cancels_a_running_job_from_its_page(open_page, live_server, cast
     page.goto(f"{live_server.url}/jobs/new/?kind=phase&dataset={dataset.pk}")
     page.fill("input[name=algorithm]", "HIO**100000")
     page.fill("input[name=cycles]", "10")
-    page.click("#job-form button[type=submit]")
-    if not re.match(r".*/jobs/\d+/$", page.url):
-        shot(page, "submit_failed")
-        pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
+    submit_job_form(page)
     try:
         page.wait_for_function("() => document.getElementById('job').dataset.status === 'running'", timeout=JOB_TIMEOUT_MS)
         # The status is in the server-rendered HTML: wait for job.js (behind the 4.8 MB plotly.js)
@@ -332,10 +337,7 @@ def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d
     page.select_option("select[name=support_dataset]", str(ids["esrf_id10_logo5mu_20sec_support.edf"]))
     page.fill("input[name=algorithm]", "HIO**100,ER**30")
     page.fill("input[name=cycles]", "1")
-    page.click("#job-form button[type=submit]")
-    if not re.match(r".*/jobs/\d+/$", page.url):
-        shot(page, "submit_failed")
-        pytest.fail(f"the job was not submitted: {page.inner_text('main')}")
+    submit_job_form(page)
     status = wait_finished(page)
     job = Job.objects.latest("created")
     assert status == "succeeded", f"{page.inner_text('#job-error')}\n{job.log}"

@@ -180,8 +180,11 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
 
 
 def _computed_support(value: str) -> bool:
-    """True for the supports the engine computes itself: "auto", "box" or a box size (pixels)."""
-    return value in ("auto", "box") or (value.isascii() and value.isdigit() and 0 < int(value) <= 4096)
+    """True for the supports the engine computes itself: "auto", "box" or a box size of 1 to
+    4096 pixels (never a file name: support files are datasets, see ``support_dataset``)."""
+    from reconstruction.phasing.support import names_computed_support
+
+    return names_computed_support(value) and (not value.isdigit() or 0 < int(value) <= 4096)
 
 
 def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | None = None) -> dict[str, Any]:
