@@ -112,7 +112,7 @@ def read_edf(path: str | os.PathLike, *, max_bytes: int) -> tuple[np.ndarray, di
     count = int(np.prod(shape))
     size = os.path.getsize(path)
     declared = header.get("Size") or header.get("size")
-    if declared is not None and declared.isdigit() and int(declared) != count * dtype.itemsize:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) != count * dtype.itemsize:
         raise UnreadableFileError(
             f"{name}: corrupt EDF header: Size = {declared} but the dimensions need "
             f"{count * dtype.itemsize} bytes"

@@ -90,7 +90,7 @@ def _initial_support(
             return autocorrelation_support(intensity, mask), "auto"
         if support == "box":
             return box_support(shape), "box"
-        if support.isdigit():
+        if support.isascii() and support.isdigit():
             return box_support(shape, int(support)), f"box:{support}"
         path = Path(support)
         if not path.exists():

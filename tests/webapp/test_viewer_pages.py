@@ -94,6 +94,17 @@ def test_dashboard_lists_only_the_users_groups_and_filters_by_kind(cast, records
     assert len(by_text["jobs"]) == 1
 
 
+def test_numeric_query_values_that_are_not_plain_ids_are_ignored_or_refused(cast, records):
+    client = cast.client(cast.member)
+    for query in ("?group=²", "?q=%23²", "?group=99999999999999999999", "?q=99999999999999999999"):
+        response = client.get(reverse("viewer:jobs_json") + query)
+        assert response.status_code == 200, query
+    assert len(client.get(reverse("viewer:jobs_json") + "?q=%23²").json()["jobs"]) == 0
+    for ref in ("²", "99999999999999999999"):
+        url = reverse("viewer:job_aligned", args=[records.job.pk]) + f"?ref={ref}"
+        assert client.get(url).status_code in (400, 404), ref
+
+
 def test_job_figures_carry_isosurface_slices_diffraction_and_error_curve(cast, records):
     response = cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk]),
                                             HTTP_ACCEPT_ENCODING="gzip")  # fmt: skip

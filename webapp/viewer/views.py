@@ -84,6 +84,13 @@ def job_row(job: Job) -> dict[str, Any]:
     }
 
 
+def _row_id(text: str) -> int | None:
+    """A database id written in ASCII digits within the range of an integer column, else None."""
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**31:
+        return int(text)
+    return None
+
+
 def _filtered_jobs(request: HttpRequest) -> QuerySet[Job]:
     """Jobs visible to the user, filtered by the GET parameters kind, status, group and q."""
     jobs = selectors.jobs_visible_to(request.user)
@@ -93,13 +100,13 @@ def _filtered_jobs(request: HttpRequest) -> QuerySet[Job]:
         jobs = jobs.filter(kind=kind)
     if status in Job.STATUSES:
         jobs = jobs.filter(status=status)
-    if group.isdigit():
-        jobs = jobs.filter(group_id=int(group))
+    if (group_id := _row_id(group)) is not None:
+        jobs = jobs.filter(group_id=group_id)
     if text:
         query = Q(dataset__name__icontains=text) | Q(owner__username__icontains=text) | Q(kind__icontains=text)
         query |= Q(stage__icontains=text) | Q(model_version__name__icontains=text)
-        if text.lstrip("#").isdigit():
-            query |= Q(pk=int(text.lstrip("#")))
+        if (pk := _row_id(text.lstrip("#"))) is not None:
+            query |= Q(pk=pk)
         jobs = jobs.filter(query)
     return jobs
 
@@ -407,7 +414,7 @@ def job_status(request: HttpRequest, pk: int) -> JsonResponse:
         "finished": job.is_finished,
         "has_result": job.status == "succeeded" and job.result_path.exists(),
         "steps": [{"id": c.pk, "kind": c.kind, "status": c.status, "progress": c.progress, "parent": c.parent_id,
-                   "url": reverse("viewer:job", args=[c.pk])} for c in children + grandchildren],  # fmt: skip
+                   "url": reverse("viewer:job", args=[c.pk])} for c in children + grandchildren],
         "compare_url": _compare_url(children + grandchildren),
     })
 
@@ -568,10 +575,10 @@ def job_aligned(request: HttpRequest, pk: int) -> HttpResponse:
     from reconstruction.errors import ReconstructionError
 
     job = selectors.job_get_for_user(request.user, pk)
-    ref_id = request.GET.get("ref", "")
-    if not ref_id.isdigit():
+    ref_id = _row_id(request.GET.get("ref", ""))
+    if ref_id is None:
         return JsonResponse({"error": "say which result to align onto: ?ref=<job id>"}, status=400)
-    reference = selectors.job_get_for_user(request.user, int(ref_id))
+    reference = selectors.job_get_for_user(request.user, ref_id)
     for j in (job, reference):
         if j.status != "succeeded" or not j.result_path.exists():
             return JsonResponse({"job": job.pk, "status": job.status, "result": None,
