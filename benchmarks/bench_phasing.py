@@ -2,7 +2,7 @@
 
 A faceted crystal (oversampling 3 per axis) with a strain-like phase (up to +-pi), Poisson
 noise; both engines run cohere's recipe ``3*(20*ER+180*HIO)+20*ER`` with shrink-wrap (ours: our
-defaults, Gaussian sigma 3 -> 1 every 20 iterations, threshold 0.2; cohere: threshold 0.1,
+defaults, Gaussian sigma 3 -> 1 every 20 iterations, threshold 0.15; cohere: threshold 0.1,
 sigma 1, every iteration, as in its recipe). Printed per size: per-iteration time of each, the
 ratio, the ratio to one FFT pair (torch, same device and threads), and chi2 (our
 ``fourier_errors``, free pixels excluded) and relative error vs the truth after alignment.

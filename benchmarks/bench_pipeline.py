@@ -14,8 +14,8 @@ reconstruction/nn/models/default_2d.pt``) with truths (seeds from
   each, success rate (relative error <= 0.2), fraction of patterns where the network route's
   chi2 is no worse (<= 1.05 x) than the conventional one.
 
-``--conventional-cache FILE`` keeps the conventional results per pattern seed (they do not
-depend on the model), so another model is benchmarked in minutes; the time ratio is then taken
+``--conventional-cache FILE`` keeps the conventional results per pattern seed and shrink-wrap
+threshold (they do not depend on the model), so another model is benchmarked in minutes; the time ratio is then taken
 only over the first ``--retime`` patterns, whose conventional phasing is re-run (and timed) in
 this run beside the network. ``--extra-refine SCHEDULE`` adds a second refinement of the same
 predictions (e.g. "HIO**80,ER**20" with ``--extra-shrinkwrap``) as extra rows.
@@ -39,6 +39,7 @@ from reconstruction.nn import load_checkpoint, predict_objects
 from reconstruction.nn.testing import object_ssim
 from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path
 from reconstruction.phasing import phase_retrieve
+from reconstruction.phasing.support import ShrinkWrap
 from reconstruction.simulate import Recipe, SimulatedDataset
 
 CONVENTIONAL = "ER**20,HIO**160,ER**20"
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 shrinkwrap=True if args.extra_shrinkwrap else None,
             )
             row.update(scored("extra", ext, time.perf_counter() - t0, "extra_s"))
-        key = f"{HELD_OUT_SEED + i}:{args.kind}:{CONVENTIONAL}x3:runs{args.runs}:seed{i}"
+        key = (f"{HELD_OUT_SEED + i}:{args.kind}:{CONVENTIONAL}x3:runs{args.runs}:seed{i}"
+               f":sw{ShrinkWrap().threshold:g}")
         if dims == 2:
             key = f"2d:{key}"
         cached = cache.get(key)

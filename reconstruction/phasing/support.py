@@ -31,7 +31,7 @@ class ShrinkWrap:
     sigma: float = 3.0
     sigma_min: float = 1.0
     sigma_decay: float = 0.95
-    threshold: float = 0.2
+    threshold: float = 0.15
     period: int = 20
     min_fraction: float = 1e-3
     max_fraction: float = 0.5
