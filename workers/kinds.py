@@ -201,7 +201,7 @@ def run_phase(ctx: Context) -> dict[str, Any]:
         _input_path(ctx), str(ctx.job.result_path),
         algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
         support=_support_path(ctx) or p["support"], seed=p["seed"], device=ctx.device,
-        shape=None if shape == "default" else shape,
+        positivity=p.get("positivity", False), shape=None if shape == "default" else shape,
         prepared_out=str(ctx.job.result_dir / "prepared.cxi"),
         progress=ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance,
     )

@@ -53,6 +53,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-shrinkwrap", action="store_true", help="keep the support fixed")
+    parser.add_argument(
+        "--positivity",
+        action="store_true",
+        help="force a real, positive object (forward CDI of a weak phase object, as PyNX's "
+        "ID10 script; never for Bragg CDI)",
+    )
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         args.file, args.out, algorithm=args.algorithm, cycles=args.cycles, runs=args.runs,
         keep=args.keep, support=args.support, seed=args.seed, device=args.device,
         shape=args.shape, oversampling=args.oversampling,
-        shrinkwrap=False if args.no_shrinkwrap else None,
+        shrinkwrap=False if args.no_shrinkwrap else None, positivity=args.positivity,
     )
     if args.json:
         summary.pop("curves", None)

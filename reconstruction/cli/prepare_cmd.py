@@ -6,6 +6,7 @@ import argparse
 
 from reconstruction.cli.common import add_json_option, print_json, run_with_progress, shape_value
 from reconstruction.io.workflow import prepare_file
+from reconstruction.preprocess.peak import PEAK_METHODS
 
 
 def register(subparsers) -> None:
@@ -38,7 +39,10 @@ def register(subparsers) -> None:
         "--threshold", type=float, default=0.0, help="counts below this are set to 0 (default 0)"
     )
     parser.add_argument(
-        "--peak", choices=("max", "com"), default="max", help="how to find the peak"
+        "--peak", choices=PEAK_METHODS, default="auto",
+        help="how to find the centre: max (brightest pixel), com, friedel (centre of point "
+        "symmetry, for forward scattering behind a beamstop) or auto (friedel when the "
+        "brightest pixel touches the mask, else max; default)"
     )
     add_json_option(parser)
     parser.set_defaults(func=run)

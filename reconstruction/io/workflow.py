@@ -125,7 +125,7 @@ def inspect_file(path: str | os.PathLike, *, dataset_path: str | None = None) ->
         )
     else:
         kind = f"diffraction-{intensity.ndim}d"
-        peak = find_peak(intensity, mask)
+        peak = find_peak(intensity, mask, method="auto")  # the centre `prepare` will use
         oversampling = estimate_oversampling(intensity, mask)
         out["usable_for_phasing"] = True
     unmasked = intensity[~mask]
@@ -166,7 +166,7 @@ def prepare_file(
     shape: int | tuple[int, ...] | str = 64,
     oversampling: float | tuple[float, ...] | None = 3.0,
     threshold: float = 0.0,
-    peak: str = "max",
+    peak: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
 ) -> dict[str, Any]:

@@ -120,6 +120,7 @@ def phase_file(
     seed: int = 0,
     device: str = "auto",
     shrinkwrap=None,
+    positivity: bool = False,
     shape: int | tuple[int, ...] | str | None = None,
     oversampling: float | None = 3.0,
     prepared_out: str | os.PathLike | None = None,
@@ -133,7 +134,8 @@ def phase_file(
     whole pattern in 2D) at ``oversampling``, and written to ``prepared_out`` when given. With
     ``shape`` None, a support file (``support``: a 0/1 image or an object, see
     ``load_support``) of the raw frame's shape makes the raw data phased on that frame's own
-    grid (no binning, no crop), so the support maps pixel for pixel.
+    grid (no binning, no crop), so the support maps pixel for pixel. ``positivity`` forces a
+    real, positive object (forward-scattering data of a weak phase object; never Bragg CDI).
 
     Returns {out_path, seconds, algorithm, iterations, metrics (chi2, chi2_free, llk, ...),
     runs (per-run table), curves (lists), timings, config, shape, support_source}.
@@ -174,7 +176,7 @@ def phase_file(
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=support, algorithm=algorithm, n_cycles=cycles,
         runs=runs, keep=keep, seed=seed, device=device, shrinkwrap=shrinkwrap,
-        progress=_stage(progress, 0.02, 0.95), cancel=cancel,
+        positivity=positivity, progress=_stage(progress, 0.02, 0.95), cancel=cancel,
     )
     report(progress, ProgressEvent(0.96, stage="write"))
     pixel_m = object_pixel_size_m(data.metadata, data.intensity.shape[-1])
@@ -193,7 +195,8 @@ def phase_file(
             },
         ),
         command=f"phase {os.fspath(input_path)} --algorithm {algorithm} --cycles {cycles} "
-        f"--runs {runs} --keep {keep} --seed {seed} --support {support_label}",
+        f"--runs {runs} --keep {keep} --seed {seed} --support {support_label}"
+        + (" --positivity" if positivity else ""),
         timings=timings,
     )
     summary = _summary(out_path, result, start)

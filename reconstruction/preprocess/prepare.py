@@ -12,7 +12,7 @@ from reconstruction.errors import ConfigError, InvalidDataError, NotAVolumeError
 from reconstruction.io.types import DiffractionData
 from reconstruction.preprocess.binning import bin_masked, crop_pad
 from reconstruction.preprocess.oversampling import estimate_oversampling
-from reconstruction.preprocess.peak import find_peak
+from reconstruction.preprocess.peak import find_peak, resolve_peak_method
 
 
 def _per_axis(value, ndim: int, *, what: str, cast) -> tuple:
@@ -64,7 +64,7 @@ def prepare(
     shape: int | Sequence[int] | str = 64,
     oversampling: float | Sequence[float] | None = 3.0,
     threshold: float = 0.0,
-    peak: str = "max",
+    peak: str = "auto",
 ) -> DiffractionData:
     """Return the data centred on its peak, binned towards ``oversampling`` and of ``shape``.
 
@@ -76,7 +76,7 @@ def prepare(
     oversampling : target linear oversampling per axis; the bin factor per axis is
         floor(estimated / target), at least 1; None: no binning
     threshold : counts below this are set to 0 (like cohere's ``intensity_threshold``)
-    peak : "max" or "com", see ``find_peak``
+    peak : "auto", "max", "com" or "friedel", see ``find_peak``
 
     Returns
     -------
@@ -121,8 +121,9 @@ def prepare(
     factors = bin_factors(os_before, target_os)
     if target_shape is None:
         target_shape = full_shape(intensity.shape, factors)
-    position = find_peak(intensity, mask, method=peak)
-    provenance.add_step("find_peak", method=peak, position=list(position))
+    method = resolve_peak_method(intensity, mask) if peak == "auto" else peak
+    position = find_peak(intensity, mask, method=method)
+    provenance.add_step("find_peak", method=method, asked=peak, position=list(position))
     provenance.add_step(
         "estimate_oversampling",
         stage="before",
@@ -134,7 +135,7 @@ def prepare(
     start = [p - (s // 2) * f - f // 2 for p, s, f in zip(position, target_shape, factors)]
     out, out_mask, padded = crop_pad(intensity, mask, start=tuple(start), shape=box)
     binned, binned_mask = bin_masked(out, out_mask, factors)
-    if any(f > 1 for f in factors):
+    if method == "max" and any(f > 1 for f in factors):
         # the brightest binned pixel may sit one bin off the centre: shift the box once
         where = np.unravel_index(int(np.argmax(np.where(binned_mask, 0, binned))), binned.shape)
         shift = [int(w) - s // 2 for w, s in zip(where, target_shape)]
@@ -168,7 +169,7 @@ def prepare(
         shape_rule="full" if full else "given",
         oversampling_target=None if target_os is None else list(target_os),
         threshold=float(threshold),
-        peak=peak,
+        peak=method,
     )
     if not np.any(binned[~binned_mask] > 0):
         raise InvalidDataError("no positive intensity is left in the prepared box")

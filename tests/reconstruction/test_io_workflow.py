@@ -9,6 +9,7 @@ from reconstruction.errors import Cancelled, NotAVolumeError
 from reconstruction.io import load_data, write_result
 from reconstruction.io.types import ResultRecord
 from reconstruction.io.workflow import inspect_file, load_prepared, prepare_file
+from reconstruction.preprocess import friedel_centre
 from reconstruction.progress import CancelToken
 
 
@@ -102,7 +103,10 @@ def test_the_esrf_logo_pattern_becomes_a_centred_2d_array_with_masked_zeros(tmp_
     summary = prepare_file(src, tmp_path / "logo.cxi", shape=128)
     data = load_data(tmp_path / "logo.cxi")
     assert data.shape == (128, 128) and summary["masked_fraction"] > 0
-    assert np.unravel_index(np.argmax(data.intensity), data.shape) == (64, 64)
+    # the beamstop hides the zero frequency: the centre is Friedel's, not the brightest pixel
+    assert [st["method"] for st in data.provenance.steps if st["step"] == "find_peak"] == ["friedel"]
+    assert friedel_centre(data.intensity, data.mask) == (64, 64)
+    assert np.unravel_index(np.argmax(data.intensity), data.shape) != (64, 64)
 
 
 def test_the_petra_ptychography_file_is_a_frame_stack_that_cannot_be_prepared(tmp_path, real_data):

@@ -14,7 +14,9 @@ from reconstruction.preprocess import (
     crop_pad,
     estimate_oversampling,
     find_peak,
+    friedel_centre,
     prepare,
+    resolve_peak_method,
 )
 
 
@@ -23,6 +25,48 @@ def _box(n, width, ndim=3):
     c = n // 2
     obj[tuple(slice(c - width // 2, c - width // 2 + width) for _ in range(ndim))] = 1.0
     return obj
+
+
+def _forward_pattern_behind_a_beamstop(n=128, centre=(61, 67), seed=3):
+    """Poisson counts of a real object (Friedel-symmetric) with its zero frequency at ``centre``
+    and a beamstop of radius 5 pixels masking it, offset so its edge is the brightest pixel."""
+    rng = np.random.default_rng(seed)
+    obj = np.zeros((n, n))
+    grid = np.indices((n, n)) - n // 2
+    for _ in range(12):  # a sparse object of discs
+        cy, cx = rng.integers(-20, 21, size=2)
+        obj[(grid[0] - cy) ** 2 + (grid[1] - cx) ** 2 <= rng.integers(2, 6) ** 2] = 1.0
+    intensity = intensity_of(obj)  # zero frequency at n // 2
+    intensity = np.roll(intensity, (centre[0] - n // 2, centre[1] - n // 2), axis=(0, 1))
+    intensity = rng.poisson(intensity / intensity.max() * 1e6).astype(np.float64)
+    yy, xx = np.indices((n, n))
+    mask = (yy - centre[0] - 2) ** 2 + (xx - centre[1]) ** 2 <= 5**2  # beamstop a bit off
+    return intensity, mask
+
+
+def test_the_centre_of_a_forward_pattern_behind_a_beamstop_is_its_friedel_centre():
+    intensity, mask = _forward_pattern_behind_a_beamstop()
+    brightest = find_peak(intensity, mask, method="max")
+    assert brightest != (61, 67)  # at the beamstop's edge
+    assert resolve_peak_method(intensity, mask) == "friedel"
+    assert friedel_centre(intensity, mask) == (61, 67)
+    assert find_peak(intensity, mask, method="auto") == (61, 67)
+    # without a mask next to it the brightest pixel is the centre (Bragg peaks)
+    assert resolve_peak_method(intensity, None) == "max"
+    assert find_peak(intensity, None, method="auto") == (61, 67)
+
+
+def test_prepare_puts_the_friedel_centre_at_n_over_2_and_records_it():
+    intensity, mask = _forward_pattern_behind_a_beamstop()
+    out = prepare(DiffractionData(intensity=intensity, mask=mask), shape=64, oversampling=None)
+    assert [st["method"] for st in out.provenance.steps if st["step"] == "find_peak"] == ["friedel"]
+    assert out.metadata.extra["peak_position"] == [61, 67]
+    flipped = np.roll(out.intensity[::-1, ::-1], (1, 1), axis=(0, 1))  # q -> -q about index 32
+    valid = ~out.mask & np.roll(~out.mask[::-1, ::-1], (1, 1), axis=(0, 1))
+    assert np.corrcoef(out.intensity[valid], flipped[valid])[0, 1] > 0.99
+    binned = prepare(DiffractionData(intensity=intensity, mask=mask), shape=32, oversampling=1.0)
+    assert binned.metadata.extra["bin_factors"] != [1, 1]  # not re-centred on a bright bin
+    assert binned.metadata.extra["peak_position"] == [61, 67]
 
 
 def test_find_peak_returns_the_brightest_unmasked_pixel_or_the_centre_of_mass():

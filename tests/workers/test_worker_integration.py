@@ -200,13 +200,13 @@ def test_a_2d_pattern_phased_with_an_uploaded_support_file_then_refined_on_the_s
         assert response.status_code == 201, response.content
         ids[name] = response.json()["id"]
     job = _submit(client, kind="phase", dataset=ids["esrf_id10_logo5mu_20sec.edf"],
-                  params={"algorithm": "HIO**100,ER**30", "cycles": 1,
+                  params={"algorithm": "HIO**100,ER**30", "cycles": 1, "positivity": True,
                           "support_dataset": ids["esrf_id10_logo5mu_20sec_support.edf"]})
     done = wait_for(lambda: _finished(job["id"]), timeout_s=120, what="the phase job")
     assert done.status == "succeeded", f"{done.error_message}\n{done.log}"
     record = read_result(done.result_path)
     assert record.obj.shape == (512, 512) and record.support.sum() == 7577
-    assert record.metrics["chi2"] < 0.02
+    assert record.metrics["chi2"] < 0.02 and not record.obj.imag.any()  # positivity
     assert (done.result_dir / "prepared.cxi").is_file()
     refine = _submit(client, kind="refine", parent=done.pk, dataset=done.dataset_id, params={"algorithm": "ER**5"})
     refined = wait_for(lambda: _finished(refine["id"]), timeout_s=60, what="the refine job")
