@@ -69,6 +69,21 @@ def test_prepare_puts_the_friedel_centre_at_n_over_2_and_records_it():
     assert binned.metadata.extra["peak_position"] == [61, 67]
 
 
+def test_auto_centring_beats_the_brightest_pixel_on_simulated_3d_patterns_behind_a_beamstop():
+    from reconstruction.simulate import Recipe, SimulatedDataset
+
+    data = SimulatedDataset(Recipe(kind="mixed", shape=64, dims=3, beamstop_probability=1.0), 8, 777)
+    off = {"max": [], "auto": []}
+    for i in range(len(data)):
+        item = data[i]
+        intensity, mask = item["intensity"][0].numpy(), item["mask"][0].numpy().astype(bool)
+        for method in off:
+            peak = find_peak(intensity, mask, method=method)
+            off[method].append(max(abs(p - 32) for p in peak))
+    assert min(off["max"]) >= 1  # the beamstop hides the zero frequency
+    assert sum(o <= 1 for o in off["auto"]) >= 6 and sum(off["auto"]) < sum(off["max"])
+
+
 def test_find_peak_returns_the_brightest_unmasked_pixel_or_the_centre_of_mass():
     intensity = np.zeros((20, 20))
     intensity[5, 7] = 100  # a hot pixel, masked
