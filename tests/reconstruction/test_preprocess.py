@@ -77,9 +77,9 @@ def test_auto_centring_beats_the_brightest_pixel_on_simulated_3d_patterns_behind
     for i in range(len(data)):
         item = data[i]
         intensity, mask = item["intensity"][0].numpy(), item["mask"][0].numpy().astype(bool)
-        for method in off:
+        for method, offsets in off.items():
             peak = find_peak(intensity, mask, method=method)
-            off[method].append(max(abs(p - 32) for p in peak))
+            offsets.append(max(abs(p - 32) for p in peak))
     assert min(off["max"]) >= 1  # the beamstop hides the zero frequency
     assert sum(o <= 1 for o in off["auto"]) >= 6 and sum(off["auto"]) < sum(off["max"])
 
