@@ -50,10 +50,11 @@ def find_peak(
 def resolve_peak_method(intensity: np.ndarray, mask: np.ndarray | None) -> str:
     """The method "auto" stands for: "friedel" if the mask touches the brightest pixel, else "max".
 
-    "Touches": a masked pixel within 2 pixels of the brightest unmasked one. A beamstop hides the zero frequency of a forward-scattering pattern, and the brightest
-    pixel left is at its edge, not at the centre (on the ESRF logo 9 pixels off, which moves the
-    object by a phase ramp of 0.11 rad per pixel and crops 9 measured rows). A Bragg peak is
-    not hidden, and its brightest pixel is its centre.
+    "Touches": a masked pixel within 2 pixels of the brightest unmasked one. A beamstop hides
+    the zero frequency of a forward-scattering pattern, and the brightest pixel left is at its
+    edge, not at the centre (on the ESRF logo 9 pixels off, which moves the object by a phase
+    ramp of 0.11 rad per pixel and crops 9 measured rows). A Bragg peak is not hidden, and its
+    brightest pixel is its centre.
     """
     if mask is None or not np.any(mask):
         return "max"
