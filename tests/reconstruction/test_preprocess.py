@@ -33,9 +33,10 @@ def _forward_pattern_behind_a_beamstop(n=128, centre=(61, 67), seed=3):
     rng = np.random.default_rng(seed)
     obj = np.zeros((n, n))
     grid = np.indices((n, n)) - n // 2
+    scale = n / 128  # the same oversampling (about 3) at every size
     for _ in range(12):  # a sparse object of discs
-        cy, cx = rng.integers(-20, 21, size=2)
-        obj[(grid[0] - cy) ** 2 + (grid[1] - cx) ** 2 <= rng.integers(2, 6) ** 2] = 1.0
+        cy, cx = scale * rng.integers(-20, 21, size=2)
+        obj[(grid[0] - cy) ** 2 + (grid[1] - cx) ** 2 <= (scale * rng.integers(2, 6)) ** 2] = 1.0
     intensity = intensity_of(obj)  # zero frequency at n // 2
     intensity = np.roll(intensity, (centre[0] - n // 2, centre[1] - n // 2), axis=(0, 1))
     intensity = rng.poisson(intensity / intensity.max() * 1e6).astype(np.float64)
@@ -51,6 +52,9 @@ def test_the_centre_of_a_forward_pattern_behind_a_beamstop_is_its_friedel_centre
     assert resolve_peak_method(intensity, mask) == "friedel"
     assert friedel_centre(intensity, mask) == (61, 67)
     assert find_peak(intensity, mask, method="auto") == (61, 67)
+    # a frame larger than the search crop (512²): the crop is placed around the brightest pixel
+    big, big_mask = _forward_pattern_behind_a_beamstop(n=1024, centre=(600, 420))
+    assert friedel_centre(big, big_mask) == (600, 420)
     # without a mask next to it the brightest pixel is the centre (Bragg peaks)
     assert resolve_peak_method(intensity, None) == "max"
     assert find_peak(intensity, None, method="auto") == (61, 67)
