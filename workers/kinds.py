@@ -197,11 +197,15 @@ def run_phase(ctx: Context) -> dict[str, Any]:
 
     p = ctx.job.params
     shape = p.get("shape", "default")
+    support_file = _support_path(ctx)
+    # shrink-wrap from a computed support ("auto", "box", a size); a support file stays fixed
+    shrinkwrap = None if support_file else {"threshold": p.get("shrinkwrap_threshold", 0.15)}
     return phase_file(
         _input_path(ctx), str(ctx.job.result_path),
         algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
-        support=_support_path(ctx) or p["support"], seed=p["seed"], device=ctx.device,
-        positivity=p.get("positivity", False), shape=None if shape == "default" else shape,
+        support=support_file or p["support"], seed=p["seed"], device=ctx.device,
+        shrinkwrap=shrinkwrap, positivity=p.get("positivity", False),
+        shape=None if shape == "default" else shape,
         prepared_out=str(ctx.job.result_dir / "prepared.cxi"),
         progress=ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance,
     )

@@ -309,3 +309,9 @@ def test_predicting_without_any_model_of_the_datas_dimensionality_is_refused_at_
 
     ModelVersion.objects.filter(pk=records.model.pk).update(status="default")  # a registered default will do
     assert _post(cast.api(cast.owner), "/api/jobs", body).status_code == 201
+
+
+def test_the_phase_forms_shrinkwrap_threshold_default_is_the_engines():
+    from reconstruction.phasing.support import ShrinkWrap
+
+    assert validate_params("phase", {})["shrinkwrap_threshold"] == ShrinkWrap().threshold

@@ -216,3 +216,15 @@ def test_a_refinement_runs_on_the_grid_its_predict_ancestor_prepared(cast, recor
     assert kinds.prepared_input(refine_step) == expected
     assert kinds.prepared_input(refine_of_pipeline) == expected
     assert kinds.prepared_input(refine_of_phase) == str(records.dataset.path)
+
+
+def test_a_phase_jobs_shrinkwrap_threshold_reaches_the_engine(cast, records):
+    from reconstruction.io import read_result
+    from webapp.core.schemas import validate_params
+
+    params = validate_params("phase", {"algorithm": "HIO**20,ER**5", "cycles": 1, "shrinkwrap_threshold": 0.3})
+    job = _job(cast, records, params=params)
+    assert runner.execute(job.pk, task_id=job.celery_task_id) == "succeeded"
+    job.refresh_from_db()
+    configuration = read_result(job.result_path).config
+    assert configuration["shrinkwrap"]["threshold"] == 0.3 and configuration["support"] == "auto"

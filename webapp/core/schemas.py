@@ -101,6 +101,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("support", "str", "auto", "initial support: 'auto' (from the autocorrelation), 'box' or a box size in pixels"),
         ParamSpec("support_dataset", "dataset", 0, "a support file of your group (a 0/1 image such as ESRF's support EDF, or a reconstructed object) replacing 'support'; of the raw frame's shape, the data are phased on that frame's grid", min=0),
         ParamSpec("shape", "choice", "default", "grid a raw pattern is phased on: default = 64 per axis in 3D, the whole pattern in 2D; full = the whole pattern (binned towards oversampling 3, at most 1024² / 256³); or pixels per axis", choices=("default", "full", 32, 64, 128, 256)),
+        ParamSpec("shrinkwrap_threshold", "float", 0.15, "shrink-wrap keeps the blurred amplitude above this fraction of its maximum (0.1 for sparse objects such as ESRF's logo, with a long HIO schedule); not used with a support file", min=0.01, max=0.9),
         ParamSpec("positivity", "bool", False, "force a real, positive object (forward CDI of a weak phase object; never Bragg CDI)"),
         ParamSpec("seed", "int", 0, "random seed", min=0, max=2**31 - 1),
     ],
