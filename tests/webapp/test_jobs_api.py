@@ -315,3 +315,6 @@ def test_the_phase_forms_shrinkwrap_threshold_default_is_the_engines():
     from reconstruction.phasing.support import ShrinkWrap
 
     assert validate_params("phase", {})["shrinkwrap_threshold"] == ShrinkWrap().threshold
+    for kind, presets in PRESETS.items():  # every preset is a valid set of parameters
+        for name, values in presets.items():
+            assert validate_params(kind, values), (kind, name)
