@@ -198,8 +198,10 @@ def run_phase(ctx: Context) -> dict[str, Any]:
     p = ctx.job.params
     shape = p.get("shape", "default")
     support_file = _support_path(ctx)
-    # shrink-wrap from a computed support ("auto", "box", a size); a support file stays fixed
-    shrinkwrap = None if support_file else {"threshold": p.get("shrinkwrap_threshold", 0.15)}
+    # shrink-wrap from a computed support ("auto", "box", a size); a support file stays fixed,
+    # and jobs submitted before the parameter existed take the engine's default (None)
+    threshold = p.get("shrinkwrap_threshold")
+    shrinkwrap = None if support_file or threshold is None else {"threshold": threshold}
     return phase_file(
         _input_path(ctx), str(ctx.job.result_path),
         algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
