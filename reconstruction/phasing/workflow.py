@@ -142,8 +142,7 @@ def phase_file(
     """
     from reconstruction.io import load_data, write_prepared
     from reconstruction.io.supports import check_support_grid, load_support
-    from reconstruction.io.workflow import default_phasing_shape, is_prepared
-    from reconstruction.preprocess import prepare
+    from reconstruction.io.workflow import as_prepared, is_prepared
 
     start = time.monotonic()
     report(progress, ProgressEvent(0.0, stage="load", message=f"reading {os.fspath(input_path)}"))
@@ -162,9 +161,7 @@ def phase_file(
     if not is_prepared(data):
         if shape is None and support_source is not None and support.shape == data.intensity.shape:
             shape, oversampling = data.intensity.shape, None
-        elif shape is None:
-            shape = default_phasing_shape(data.intensity.ndim)
-        data = prepare(data, shape=shape, oversampling=oversampling)
+        data = as_prepared(data, shape=shape, oversampling=oversampling)
         # a refinement of this result prepares the raw file the same way (see refine_file)
         prepared_here = {"prepare_oversampling": "none" if oversampling is None else oversampling}
         if prepared_out is not None:
