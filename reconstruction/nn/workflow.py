@@ -301,16 +301,19 @@ def train_model(
 
 
 def _load_patterns(
-    pattern_paths: list[str | os.PathLike], model: PhaseNet
+    pattern_paths: list[str | os.PathLike], model: PhaseNet, *, first: DiffractionData | None = None
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Read prepared (or raw, prepared on the fly) patterns of the model's input shape."""
-    from reconstruction.io.workflow import load_prepared
+    """Read prepared (or raw, prepared on the fly) patterns of the model's input shape;
+    ``first``: the first file's data when already read."""
+    from reconstruction.io import load_data
+    from reconstruction.io.workflow import as_prepared
 
     if not pattern_paths:
         raise InvalidDataError("fine-tuning needs at least one pattern file")
     patterns, shas = [], []
-    for path in pattern_paths:
-        data: DiffractionData = load_prepared(path, shape=model.config.input_size)
+    for i, path in enumerate(pattern_paths):
+        raw = first if i == 0 and first is not None else load_data(path)
+        data: DiffractionData = as_prepared(raw, shape=model.config.input_size)
         check_input_shape(model, data.shape)
         patterns.append((np.asarray(data.intensity, np.float32), np.asarray(data.mask, bool)))
         shas.append(file_sha256(path))
@@ -348,14 +351,14 @@ def finetune_model(
         raise ConfigError(f"steps must be >= 1, got {steps}")
     dev = pick_device(device)
     # without a checkpoint: the shipped model of the patterns' dimensionality
-    dims = 3
+    first = None
     if pattern_paths and checkpoint_path is None:
         from reconstruction.io import load_data
 
-        dims = load_data(pattern_paths[0]).intensity.ndim
-    parent_path = _resolve_checkpoint(checkpoint_path, dims)
+        first = load_data(pattern_paths[0])
+    parent_path = _resolve_checkpoint(checkpoint_path, 3 if first is None else first.intensity.ndim)
     model, parent = load_checkpoint(parent_path, device=dev)
-    patterns, shas = _load_patterns(pattern_paths, model)
+    patterns, shas = _load_patterns(pattern_paths, model, first=first)
     cfg = model.config
     # epochs of up to 10 steps, exactly ``steps`` in total (the un-augmented patterns are
     # evaluated after each epoch)
