@@ -4,8 +4,10 @@ A faceted crystal (oversampling 3 per axis) with a strain-like phase (up to +-pi
 noise; both engines run cohere's recipe ``3*(20*ER+180*HIO)+20*ER`` with shrink-wrap (ours: our
 defaults, Gaussian sigma 3 -> 1 every 20 iterations, threshold 0.15; cohere: threshold 0.1,
 sigma 1, every iteration, as in its recipe). Printed per size: per-iteration time of each, the
-ratio, the ratio to one FFT pair (torch, same device and threads), and chi2 (our
-``fourier_errors``, free pixels excluded) and relative error vs the truth after alignment.
+ratio, the ratio to one FFT pair (of the transform that engine used, same threads), and chi2
+(our ``fourier_errors``, free pixels excluded) and relative error vs the truth after alignment.
+Our engine runs twice on the CPU where pyFFTW is installed: with its FFTW plans (the default)
+and with torch's FFT (``CDI_FFT=torch``), side by side.
 
 cohere-core is installed for this benchmark only (``pip install --no-deps cohere-core==4.5.4
 tqdm``; matplotlib, used only by its viewers, is stubbed) and never imported by the library.
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconstruction.fourier import intensity_of  # noqa: E402
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask  # noqa: E402
-from reconstruction.phasing import phase_retrieve  # noqa: E402
+from reconstruction.phasing import fftw, phase_retrieve  # noqa: E402
 
 RECIPE = "3*(20*ER+180*HIO)+20*ER"
 
@@ -64,6 +66,45 @@ def fft_pair_ms(n: int, device: torch.device) -> float:
         if i >= 5:
             times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times))
+
+
+def fftw_pair_ms(n: int, threads: int) -> float | None:
+    """Median time (ms) of one measured FFTW plan pair on an n^3 complex64 box (forward out of
+    place, backward in place, as the engine runs them), or None without pyFFTW."""
+    src = torch.randn((1, n, n, n), dtype=torch.complex64).numpy()
+    dst = np.empty_like(src)
+    plans = fftw.plan_pair(src, dst, 3, threads, work=10**9)
+    if plans is None:
+        return None
+    times = []
+    for i in range(25):
+        t0 = time.perf_counter()
+        plans.forward()
+        plans.backward()
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def use_torch_fft(on: bool) -> None:
+    """Make the engine transform with torch's FFT (True) or its default choice (False)."""
+    if on:
+        os.environ["CDI_FFT"] = "torch"
+    else:
+        os.environ.pop("CDI_FFT", None)
+    fftw._pyfftw.cache_clear()
+
+
+def time_ours(intensity: np.ndarray, args) -> tuple[float, object]:
+    """Median ms per iteration of our engine on ``intensity`` over ``args.repeat`` runs of
+    cohere's recipe, after one untimed run (thread pools, FFT plans); and the last result."""
+    per_iteration = []
+    for i in range(args.repeat + 1):
+        result = phase_retrieve(intensity, algorithm=RECIPE, n_cycles=1, device=args.device,
+                                threads=args.threads, seed=0)
+        if i:
+            per_iteration.append(result.metrics["seconds_per_iteration"])
+    return 1e3 * float(np.median(per_iteration)), result
 
 
 def run_cohere(amplitude: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -178,30 +219,36 @@ def main() -> int:
         intensity = np.random.default_rng(1).poisson(clean).astype(np.float32)
         free = free_pixel_mask(np.zeros(intensity.shape, bool), fraction=0.05, seed=0)
         pair = fft_pair_ms(n, device)
-        phase_retrieve(intensity, algorithm="HIO**20", n_cycles=1, device=args.device,
-                       threads=args.threads, seed=0)  # warm-up: thread pools, FFT plans
-        per_iteration = []
-        for _ in range(args.repeat):
-            result = phase_retrieve(intensity, algorithm=RECIPE, n_cycles=1, device=args.device,
-                                    threads=args.threads, seed=0)
-            per_iteration.append(result.metrics["seconds_per_iteration"])
-        ours_ms = 1e3 * float(np.median(per_iteration))
-        q = compare_to_truth(result.obj, truth)
-        e = fourier_errors(result.obj, intensity, free_mask=free)
+        fftw_pair = fftw_pair_ms(n, args.threads) if device.type == "cpu" else None
         truth_chi2 = fourier_errors(truth, intensity, free_mask=free)["chi2"]
-        rows = [("ours", ours_ms, result.metrics["iterations"], e["chi2"], q["rel_error"],
-                 int(result.support.sum()))]
+        engines = [("ours", False)]
+        if fftw_pair is not None:
+            engines = [("ours (FFTW)", False), ("ours (torch FFT)", True)]
+        rows = []
+        for name, torch_fft in engines:
+            use_torch_fft(torch_fft)
+            ms, result = time_ours(intensity, args)
+            q = compare_to_truth(result.obj, truth)
+            e = fourier_errors(result.obj, intensity, free_mask=free)
+            rows.append((name, ms, fftw_pair if name == "ours (FFTW)" else pair,
+                         result.metrics["iterations"], e["chi2"], q["rel_error"],
+                         int(result.support.sum())))
+        use_torch_fft(False)
+        cohere_ms = None
         if not args.skip_cohere:
             obj, seconds, iters = run_cohere(np.sqrt(intensity))
             cq = compare_to_truth(obj, truth)
             ce = fourier_errors(obj, intensity, free_mask=free)
-            rows.append(("cohere-core", 1e3 * seconds / iters, iters, ce["chi2"], cq["rel_error"],
+            cohere_ms = 1e3 * seconds / iters
+            rows.append(("cohere-core", cohere_ms, pair, iters, ce["chi2"], cq["rel_error"],
                          int((np.abs(obj) > 0).sum())))
-        for name, ms, iters, chi2, rel, sup in rows:
-            ratio = f"{rows[-1][1] / ours_ms:.1f}" if len(rows) > 1 and name != rows[0][0] else ""
-            print(f"| {n}^3 | {name} | {ms:.2f} | {ms / pair:.2f} | {ratio} | {iters} | {chi2:.3g} | "
-                  f"{rel:.3f} | {sup} |")
-        print(f"| {n}^3 | truth | | FFT pair {pair:.2f} ms | | | {truth_chi2:.3g} | 0 | "
+        for name, ms, ref_pair, iters, chi2, rel, sup in rows:
+            ratio = f"{cohere_ms / ms:.1f}" if cohere_ms and name != "cohere-core" else ""
+            print(f"| {n}^3 | {name} | {ms:.2f} | {ms / ref_pair:.2f} | {ratio} | {iters} | "
+                  f"{chi2:.3g} | {rel:.3f} | {sup} |")
+        pairs = f"FFT pair: torch {pair:.2f} ms" + (
+            f", FFTW {fftw_pair:.2f} ms" if fftw_pair is not None else "")
+        print(f"| {n}^3 | truth | | {pairs} | | | {truth_chi2:.3g} | 0 | "
               f"{int((np.abs(truth) > 0).sum())} |", flush=True)
     return 0
 

@@ -96,9 +96,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_settings(tmp_path_factory):
-    """A private MEDIA_ROOT, fast password hashing and a broker that goes nowhere by default."""
+    """A private MEDIA_ROOT, fast password hashing, a broker that goes nowhere by default and a
+    private cache folder (FFTW wisdom) for this process and the workers it starts."""
     from django.test import override_settings
 
+    cache_before = os.environ.get("CDI_CACHE_DIR")
+    os.environ["CDI_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     media = tmp_path_factory.mktemp("media")
     (media / "uploads-tmp").mkdir()
     override = override_settings(
@@ -112,6 +115,10 @@ def _test_settings(tmp_path_factory):
     point_celery_at(f"redis://127.0.0.1:{free_port()}/0")
     yield media
     override.disable()
+    if cache_before is None:
+        os.environ.pop("CDI_CACHE_DIR", None)
+    else:
+        os.environ["CDI_CACHE_DIR"] = cache_before
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ leaves masked and free pixels unconstrained, and periodic shrink-wrap.
 
 Everything here is PyTorch on one device, in the FFT-native (unshifted) layout: callers shift
 at the boundaries. On the CPU the modulus step between the two FFTs and the real-space update
-are one fused pass each (``kernels``, numba); elsewhere, or when asked, the modulus step is a
+are one fused pass each (``kernels``, numba), and 3D transforms run through measured FFTW plans
+on fixed buffers where pyFFTW is installed and a plan is worth it (``fftw``); elsewhere, or when asked, the modulus step is a
 chain of torch calls on preallocated buffers, with magnitudes from the real view (``torch.abs``
 on complex is slow on the CPU build), and ER/HIO/RAAR apply their outside-support rule to the
 whole box in one pass and overwrite the support voxels by index (no ``torch.where``).
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reconstruction.phasing import kernels
+from reconstruction.phasing import fftw, kernels
 from reconstruction.phasing.schedule import Schedule
 from reconstruction.phasing.support import ShrinkWrapper
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, check, report
@@ -56,6 +57,9 @@ class Engine:
     support : (B, *shape) float32 tensor of 0/1.
     psi : (B, *shape) complex64 tensor, the starting objects (modified in place).
     fused : use the fused CPU modulus kernel; None = on the CPU whenever numba is available.
+    use_fftw : transform with FFTW plans (fused CPU kernels only); None = for 3D data when pyFFTW
+        is installed and a plan exists or the run is long enough to measure one (``fftw``),
+        False = torch's FFT.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Engine:
         positivity: bool = False,
         free_period: int = 5,
         fused: bool | None = None,
+        use_fftw: bool | None = None,
     ) -> None:
         self.shape = tuple(amplitude.shape)
         self.ndim = amplitude.ndim
@@ -107,6 +112,17 @@ class Engine:
             # a float tensor would cast it to complex (a full-size copy) every iteration
             self.factor = torch.zeros_like(self.psi)
             self.factor_re = self.factor.real
+        if use_fftw and not (self.fused and fftw.available()):
+            raise ValueError("FFTW transforms need pyFFTW and the fused CPU kernels")
+        self.use_fftw = (self.fused and self.ndim == 3) if use_fftw is None else use_fftw
+        self._fftw_forced = bool(use_fftw)
+        self._plans: fftw.PlanPair | None = None
+        self._F: torch.Tensor | None = None  # the FFTW output buffer (transformed in place)
+
+    @property
+    def fft_name(self) -> str:
+        """The transform the iterations ran with: "fftw" or "torch"."""
+        return "torch" if self._plans is None else "fftw"
 
     # -- one iteration ---------------------------------------------------------------------
     def project_modulus(self) -> torch.Tensor:
@@ -116,6 +132,9 @@ class Engine:
 
     def _modulus(self, *, free: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """F = fft(psi) -> modulus-projected; returns (chi2 (B,), chi2_free (B,) or None)."""
+        if self._plans is not None:
+            self._plans.forward()
+            return self._modulus_fused(self._F, free=free)
         # no ``out=`` on the transforms: the out variant computes into a temporary and copies
         # (a third of the FFT's time on the CPU); a fresh tensor of the same size is cheap
         F = torch.fft.fftn(self.psi, dim=self.dims)
@@ -140,21 +159,40 @@ class Engine:
         return chi2, chi2_free
 
     def _modulus_fused(self, F: torch.Tensor, *, free: bool):
-        """The modulus step of ``_modulus`` as one numba pass over F (CPU only)."""
+        """The modulus step of ``_modulus`` as one numba pass over F (CPU only); with FFTW plans
+        the pass also applies the inverse transform's 1 / N, and that transform is in place."""
         B = self.batch
         flat = F.numpy().reshape(B, -1)
+        scale = 1.0 if self._plans is None else 1.0 / flat.shape[1]
         if self.free is None or not free:  # free pixels have w = 0: kept as they are
-            sums = kernels.modulus_project(flat, self._np["wa"], self._np["w"])
+            sums = kernels.modulus_project(flat, self._np["wa"], self._np["w"], scale=scale)
         else:
             sums = kernels.modulus_project(
-                flat, self._np["wa"], self._np["w"], self._np["fa"], self._np["free"]
+                flat, self._np["wa"], self._np["w"], self._np["fa"], self._np["free"],
+                scale=scale,
             )
         chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
         chi2_free = None
         if free and self.free is not None:
             chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
-        self.P = torch.fft.ifftn(F, dim=self.dims)
+        if self._plans is not None:
+            self._plans.backward()
+            self.P = F
+        else:
+            self.P = torch.fft.ifftn(F, dim=self.dims)
         return chi2, chi2_free
+
+    def _plan_fftw(self, work: int) -> None:
+        """Make the FFTW plans (psi -> F, F -> F) for ``work`` iterations x runs, if worth it."""
+        if not self.use_fftw or self._plans is not None:
+            return
+        F = torch.empty_like(self.psi)
+        self._plans = fftw.plan_pair(
+            self._np["psi"].reshape(self.psi.shape), F.numpy(), self.ndim,
+            torch.get_num_threads(), 10**9 if self._fftw_forced else work,
+            compare=not self._fftw_forced,
+        )
+        self._F = F if self._plans is not None else None
 
     @functools.cached_property
     def _np(self) -> dict[str, np.ndarray]:
@@ -252,6 +290,7 @@ class Engine:
         compared instead of copying every new best iterate.
         """
         total = schedule.total
+        self._plan_fftw(total * self.batch)
         # records preallocated on the device: no host sync per iteration on CUDA, and no small
         # allocation per iteration that would outlive it (on the CPU those split the freed FFT
         # buffers that ``heap.reuse_freed_memory`` keeps for the next iteration)

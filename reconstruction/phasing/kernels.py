@@ -51,10 +51,10 @@ def _build(numba, *, cache: bool):
     global _project
 
     @numba.njit(inline="always", fastmath=True, error_model="numpy")
-    def project(f, a, w):  # pragma: no cover - compiled
-        """(|f|, f with its modulus replaced by a where w = 1, kept where w = 0)."""
+    def project(f, a, w, s):  # pragma: no cover - compiled
+        """(|f|, s times f with its modulus replaced by a where w = 1, kept where w = 0)."""
         m = math.sqrt(f.real * f.real + f.imag * f.imag)
-        return m, f * (a / max(m, _TINY) + (np.float32(1.0) - w))
+        return m, f * ((a / max(m, _TINY) + (np.float32(1.0) - w)) * s)
 
     # the kernels call the helper as a module global: a dispatcher captured in a closure
     # changes numba's cache key in every process, so the kernels were recompiled (1.3 s) each
@@ -62,22 +62,22 @@ def _build(numba, *, cache: bool):
     _project = project
 
     @numba.njit(**opts)
-    def modulus(F, wa, w, sums):  # pragma: no cover - compiled
+    def modulus(F, wa, w, sums, scale):  # pragma: no cover - compiled
         for b in range(F.shape[0]):
             s = 0.0
             for i in numba.prange(F.shape[1]):
-                m, F[b, i] = _project(F[b, i], wa[i], w[i])
+                m, F[b, i] = _project(F[b, i], wa[i], w[i], scale)
                 d = w[i] * m - wa[i]
                 s += d * d
             sums[b, 0] = s
 
     @numba.njit(**opts)
-    def modulus_free(F, wa, w, fa, fr, sums):  # pragma: no cover - compiled
+    def modulus_free(F, wa, w, fa, fr, sums, scale):  # pragma: no cover - compiled
         for b in range(F.shape[0]):
             s = 0.0
             sf = 0.0
             for i in numba.prange(F.shape[1]):
-                m, F[b, i] = _project(F[b, i], wa[i], w[i])
+                m, F[b, i] = _project(F[b, i], wa[i], w[i], scale)
                 d = w[i] * m - wa[i]
                 s += d * d
                 df = fr[i] * m - fa[i]
@@ -151,8 +151,11 @@ def modulus_project(
     w: np.ndarray,
     fa: np.ndarray | None = None,
     fr: np.ndarray | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
-    """Replace |F| by ``wa`` where ``w`` = 1, keep F where ``w`` = 0, in place; return the sums.
+    """Replace |F| by ``wa`` where ``w`` = 1, keep F where ``w`` = 0, then multiply by ``scale``
+    (1 / N before an unnormalised inverse FFT, 1 before torch's normalised one), in place;
+    return the sums.
 
     F : (B, N) complex64 (a view of the torch FFT buffer, unnormalised forward transform).
     wa, w : (N,) float32, w * measured amplitude on F's scale, and the 0/1 constraint weight.
@@ -162,10 +165,11 @@ def modulus_project(
     """
     _, modulus, modulus_free = _compiled()[:3]
     sums = np.zeros((F.shape[0], 2))
+    scale = np.float32(scale)
     if fa is None:
-        modulus(F, wa, w, sums)
+        modulus(F, wa, w, sums, scale)
     else:
-        modulus_free(F, wa, w, fa, fr, sums)
+        modulus_free(F, wa, w, fa, fr, sums, scale)
     return sums
 
 

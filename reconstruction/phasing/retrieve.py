@@ -347,6 +347,7 @@ def phase_retrieve(
         "selection": key,
         "segments": [[s.start, s.end, s.name, s.beta] for s in segments],
         "torch_threads": threads,
+        "fft": engine.fft_name,
     }
     seconds = time.monotonic() - start
     return PhasingResult(
