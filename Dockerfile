@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=webapp.settings \
     MEDIA_ROOT=/data/media \
     CDI_VAR_DIR=/data/var \
-    NUMBA_CACHE_DIR=/data/var/numba
+    NUMBA_CACHE_DIR=/data/var/numba \
+    CDI_CACHE_DIR=/data/var/cache
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
