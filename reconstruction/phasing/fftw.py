@@ -167,7 +167,8 @@ def plan_pair(
         raise ValueError(f"expected (B, *shape) arrays with {ndim} box axes, got {src.shape}")
     threads = max(1, int(threads))
     key = f"{'x'.join(map(str, src.shape[1:]))} threads={threads}"
-    known = _choices().get(key, {}).get("choice") if compare else None
+    entry = _choices().get(key) if compare else None
+    known = entry.get("choice") if isinstance(entry, dict) else None
     if known == "torch":
         return None
     kwargs = {"axes": tuple(range(ndim)), "threads": threads}
@@ -179,14 +180,20 @@ def plan_pair(
 
     with _lock:  # FFTW's planner is not thread-safe
         try:
-            pair = make(("FFTW_MEASURE", "FFTW_WISDOM_ONLY"))
-        except RuntimeError:  # no wisdom for this problem yet
-            if work < MEASURE_MIN_WORK:
-                return None
-            kept = src.copy()  # measuring runs transforms on the arrays themselves
-            pair = make(("FFTW_MEASURE",))
-            src[...] = kept
-            _write_atomically(wisdom_path(), pyfftw.export_wisdom()[1])
+            try:
+                pair = make(("FFTW_MEASURE", "FFTW_WISDOM_ONLY"))
+            except RuntimeError:  # no wisdom for this problem yet
+                if work < MEASURE_MIN_WORK:
+                    return None
+                kept = src.copy()  # measuring runs transforms on the arrays themselves
+                try:
+                    pair = make(("FFTW_MEASURE",))
+                finally:
+                    src[...] = kept
+                _write_atomically(wisdom_path(), pyfftw.export_wisdom()[1])
+        except (RuntimeError, ValueError, TypeError, MemoryError) as exc:
+            logger.warning("no FFTW plan for %s (%s); using torch's FFT", key, exc)
+            return None
     if compare and known is None and _compare_with_torch(pair, src[0], key) == "torch":
         return None
     return pair

@@ -111,6 +111,31 @@ def test_the_faster_transform_is_measured_once_per_box_and_kept(cache_dir, monke
     assert (again is not None) == (faster == "fftw")
 
 
+def test_a_planner_failure_leaves_the_engine_on_torch(cache_dir, monkeypatch, caplog):
+    import pyfftw
+
+    def refuse(*args, **kwargs):
+        raise ValueError("simulated planner failure")
+
+    monkeypatch.setattr(pyfftw, "FFTW", refuse)
+    src = torch.randn((1, 8, 8, 8), dtype=torch.complex64).numpy()
+    kept = src.copy()
+    with caplog.at_level("WARNING", logger="reconstruction.phasing.fftw"):
+        assert fftw.plan_pair(src, np.empty_like(src), 3, 1, work=10**6) is None
+    assert "simulated planner failure" in caplog.text and np.array_equal(src, kept)
+
+
+def test_a_corrupt_cache_is_measured_again(cache_dir, monkeypatch):
+    fftw.wisdom_path().write_bytes(b"\x00not wisdom")
+    fftw._choices_path().write_text('{"8x8x8 threads=1": "garbage"}')
+    fftw._pyfftw.cache_clear()
+    timings = iter([1.0, 2.0])
+    monkeypatch.setattr(fftw, "_median_pair_ms", lambda run: next(timings))
+    src = np.zeros((1, 8, 8, 8), np.complex64)
+    assert fftw.plan_pair(src, np.empty_like(src), 3, 1, work=10**6) is not None
+    assert fftw._choices()["8x8x8 threads=1"]["choice"] == "fftw"
+
+
 def test_cdi_fft_torch_turns_fftw_off(cache_dir, monkeypatch):
     monkeypatch.setenv("CDI_FFT", "torch")
     fftw._pyfftw.cache_clear()
