@@ -4,10 +4,11 @@ leaves masked and free pixels unconstrained, and periodic shrink-wrap.
 Everything here is PyTorch on one device, in the FFT-native (unshifted) layout: callers shift
 at the boundaries. On the CPU the modulus step between the two FFTs and the real-space update
 are one fused pass each (``kernels``, numba), and 3D transforms run through measured FFTW plans
-on fixed buffers where pyFFTW is installed and a plan is worth it (``fftw``); elsewhere, or when asked, the modulus step is a
-chain of torch calls on preallocated buffers, with magnitudes from the real view (``torch.abs``
-on complex is slow on the CPU build), and ER/HIO/RAAR apply their outside-support rule to the
-whole box in one pass and overwrite the support voxels by index (no ``torch.where``).
+on fixed buffers where pyFFTW is installed and FFTW is the faster transform (``fftw``).
+Elsewhere, or when asked, the modulus step is a chain of torch calls on preallocated buffers,
+with magnitudes from the real view (``torch.abs`` on complex is slow on the CPU build), and
+ER/HIO/RAAR apply their outside-support rule to the whole box in one pass and overwrite the
+support voxels by index (no ``torch.where``).
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class Engine:
     psi : (B, *shape) complex64 tensor, the starting objects (modified in place).
     fused : use the fused CPU modulus kernel; None = on the CPU whenever numba is available.
     use_fftw : transform with FFTW plans (fused CPU kernels only); None = for 3D data when pyFFTW
-        is installed and a plan exists or the run is long enough to measure one (``fftw``),
-        False = torch's FFT.
+        is installed, a plan exists or the run is long enough to measure one, and FFTW was
+        measured faster than torch for this box (``fftw``); False = torch's FFT.
     """
 
     def __init__(
