@@ -6,14 +6,16 @@ only matches torch, so 2D keeps torch. Each run of a batch has its own plans (on
 so one measurement serves any number of runs.
 
 A measured plan costs the time of a few hundred transforms (0.4 s at 64^3, 2.4 s at 128^3),
-once per box shape and thread count: the result ("wisdom") is saved in the user's cache
+once per box shape and thread count. The result ("wisdom") is saved in the user's cache
 directory, so later processes plan in milliseconds. Without wisdom a plan is measured only for
 runs long enough to pay for it (the default 600 iterations); shorter ones (a 50-iteration
-refinement) use torch until a longer run has left wisdom behind. Where MKL is fast (an Intel
-VM measured 0.40 ms per 64^3 pair through torch) FFTW need not win, so the first measured plan
-of a box shape and thread count is timed against torch's transform and the faster one is kept
-for that shape from then on (``fft_choice.json`` beside the wisdom). Without pyFFTW (it is optional: FFTW is GPL-licensed) the
-engine uses torch everywhere.
+refinement) use torch until a longer run has left wisdom behind.
+
+Where MKL is fast (an Intel VM measured 0.40 ms per 64^3 pair through torch) FFTW need not
+win. So the first measured plan of a box shape and thread count is timed against torch's
+transform, and the faster one is kept for that box from then on (``fft_choice.json`` beside
+the wisdom). pyFFTW is optional (FFTW is GPL-licensed): without it, or with ``CDI_FFT=torch``,
+the engine uses torch everywhere.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def wisdom_path() -> Path:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` (temporary file + rename); a read-only cache is ignored."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}")
@@ -81,6 +84,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         logger.info("%s not saved (%s): it will be measured again", path.name, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _choices_path() -> Path:
