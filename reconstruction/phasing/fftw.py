@@ -101,6 +101,11 @@ def _choices() -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def measured_choices() -> dict[str, dict]:
+    """The FFT chosen so far per box and thread count, with both timings (ms per pair)."""
+    return {k: v for k, v in sorted(_choices().items()) if isinstance(v, dict)}
+
+
 def _median_pair_ms(run, repeats: int = 7) -> float:
     """Median wall time (ms) of ``run()`` after one untimed call."""
     run()

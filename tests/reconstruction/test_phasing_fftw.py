@@ -175,3 +175,26 @@ def test_phase_retrieve_gives_the_same_object_with_fftw_and_torch(cache_dir, mon
     assert results["fftw"].metrics["chi2"] == pytest.approx(
         results["torch"].metrics["chi2"], rel=1e-3
     )
+
+
+def test_the_system_command_reports_the_fft_measured_for_each_box(cache_dir, monkeypatch, capsys):
+    import json
+
+    from reconstruction.cli import main
+
+    assert main(["system", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fftw_enabled"] and report["fft_choices"] == {}
+    assert report["fftw_wisdom"] == str(cache_dir / "fftw_wisdom_single.txt")
+    timings = iter([1.0, 2.0])
+    monkeypatch.setattr(fftw, "_median_pair_ms", lambda run: next(timings))
+    src = np.zeros((1, 8, 8, 8), np.complex64)
+    fftw.plan_pair(src, np.empty_like(src), 3, 1, work=10**6)
+    assert main(["system"]) == 0
+    text = capsys.readouterr().out
+    assert "8x8x8 threads=1: fftw (FFTW 1.0 ms, torch 2.0 ms per pair)" in text
+    assert "fused CPU kernels (numba): yes" in text
+    monkeypatch.setenv("CDI_FFT", "torch")
+    fftw._pyfftw.cache_clear()
+    assert main(["system"]) == 0
+    assert "FFTW         off (CDI_FFT=torch)" in capsys.readouterr().out
