@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         help="versions, device, CPU threads, fused kernels and the FFT in use",
         description="Report the versions, the compute device (CUDA when present), the CPU "
         "threads a phasing run would use now, whether the fused CPU kernels (numba) and FFTW "
-        "(pyFFTW) are available, and which FFT was measured faster for each box so far.",
+        "(pyFFTW) are available, and which FFT was measured faster for each box shape, number "
+        "of runs and thread count so far.",
     )
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
         print("FFT choices  none measured yet (the first 3D run of >= 500 iterations x runs does)")
     for box, c in out["fft_choices"].items():
         print(f"FFT choice   {box}: {c.get('choice')} (FFTW {c.get('fftw_ms')} ms, torch "
-              f"{c.get('torch_ms')} ms per pair)")
+              f"{c.get('torch_ms')} ms per batch pair)")
     return 0

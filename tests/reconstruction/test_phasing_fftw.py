@@ -104,7 +104,7 @@ def test_the_faster_transform_is_measured_once_per_box_and_kept(cache_dir, monke
     dst = np.empty_like(src)
     first = fftw.plan_pair(src, dst, 3, 1, work=10**6)
     assert (first is not None) == (faster == "fftw")
-    record = fftw._choices()["8x8x8 threads=1"]
+    record = fftw._choices()["8x8x8 runs=2 threads=1"]
     assert record["choice"] == faster and record["fftw_ms"] in (1.0, 2.0)
     # decided: no more timing (the iterator is exhausted), same answer even for a short run
     again = fftw.plan_pair(src, dst, 3, 1, work=1)
@@ -127,13 +127,13 @@ def test_a_planner_failure_leaves_the_engine_on_torch(cache_dir, monkeypatch, ca
 
 def test_a_corrupt_cache_is_measured_again(cache_dir, monkeypatch):
     fftw.wisdom_path().write_bytes(b"\x00not wisdom")
-    fftw._choices_path().write_text('{"8x8x8 threads=1": "garbage"}')
+    fftw._choices_path().write_text('{"8x8x8 runs=1 threads=1": "garbage"}')
     fftw._pyfftw.cache_clear()
     timings = iter([1.0, 2.0])
     monkeypatch.setattr(fftw, "_median_pair_ms", lambda run: next(timings))
     src = np.zeros((1, 8, 8, 8), np.complex64)
     assert fftw.plan_pair(src, np.empty_like(src), 3, 1, work=10**6) is not None
-    assert fftw._choices()["8x8x8 threads=1"]["choice"] == "fftw"
+    assert fftw._choices()["8x8x8 runs=1 threads=1"]["choice"] == "fftw"
 
 
 def test_cdi_fft_torch_turns_fftw_off(cache_dir, monkeypatch):
@@ -192,7 +192,7 @@ def test_the_system_command_reports_the_fft_measured_for_each_box(cache_dir, mon
     fftw.plan_pair(src, np.empty_like(src), 3, 1, work=10**6)
     assert main(["system"]) == 0
     text = capsys.readouterr().out
-    assert "8x8x8 threads=1: fftw (FFTW 1.0 ms, torch 2.0 ms per pair)" in text
+    assert "8x8x8 runs=1 threads=1: fftw (FFTW 1.0 ms, torch 2.0 ms per batch pair)" in text
     assert "fused CPU kernels (numba): yes" in text
     monkeypatch.setenv("CDI_FFT", "torch")
     fftw._pyfftw.cache_clear()
