@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from reconstruction.fourier import intensity_of
 
@@ -30,3 +31,16 @@ def counts(obj: np.ndarray, photons: float, *, seed: int | None = 0) -> np.ndarr
     if seed is None:
         return intensity.astype(np.float32)
     return np.random.default_rng(seed).poisson(intensity).astype(np.float32)
+
+
+def random_engine_batch(shape=(12, 10, 14), batch: int = 3, seed: int = 0):
+    """Random Engine inputs (unshifted layout) for comparing two code paths iterate by iterate:
+    (amplitude, weight with ~10 % unconstrained pixels, free pixels among those, one support
+    per run (~30 % of the box), complex starting objects (batch, *shape))."""
+    gen = torch.Generator().manual_seed(seed)
+    amplitude = torch.rand(shape, generator=gen) * 10
+    weight = (torch.rand(shape, generator=gen) > 0.1).float()
+    free = (1 - weight) * (torch.rand(shape, generator=gen) > 0.5).float()
+    support = (torch.rand((batch,) + shape, generator=gen) > 0.7).float()
+    psi = torch.randn((batch,) + shape, dtype=torch.complex64, generator=gen)
+    return amplitude, weight, free, support, psi

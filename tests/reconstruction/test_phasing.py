@@ -14,7 +14,7 @@ from reconstruction.phasing import heap, parse_schedule, phase_retrieve
 from reconstruction.phasing.engine import Engine
 from reconstruction.phasing.support import ShrinkWrapper, resolve_shrinkwrap
 from reconstruction.progress import CancelToken
-from tests.reconstruction.phasing_objects import counts, faceted_crystal
+from tests.reconstruction.phasing_objects import counts, faceted_crystal, random_engine_batch
 
 
 def engine_for(obj, intensity, mask, support, seed=0, fused=None) -> Engine:
@@ -111,13 +111,8 @@ def test_the_modulus_projection_is_idempotent_and_leaves_masked_pixels_free(fuse
 def test_the_fused_cpu_kernels_match_the_torch_chain(algorithm):
     """Same iterates, chi2 and chi2_free from both paths (modulus step and real-space update),
     on a batch with masked and free pixels and a different support per run."""
-    gen = torch.Generator().manual_seed(0)
-    shape, batch = (12, 10, 14), 3
-    amplitude = torch.rand(shape, generator=gen) * 10
-    weight = (torch.rand(shape, generator=gen) > 0.1).float()
-    free = (1 - weight) * (torch.rand(shape, generator=gen) > 0.5).float()
-    support = (torch.rand((batch,) + shape, generator=gen) > 0.7).float()
-    psi = torch.randn((batch,) + shape, dtype=torch.complex64, generator=gen)
+    amplitude, weight, free, support, psi = random_engine_batch()
+    shape = tuple(amplitude.shape)
     out = {}
     for fused in (False, True):
         sw = ShrinkWrapper(resolve_shrinkwrap({"period": 2, "threshold": 0.05}, default_on=True),

@@ -9,7 +9,7 @@ import torch
 from reconstruction.phasing import fftw, parse_schedule, phase_retrieve
 from reconstruction.phasing.engine import Engine
 from reconstruction.phasing.support import ShrinkWrapper, resolve_shrinkwrap
-from tests.reconstruction.phasing_objects import counts, faceted_crystal
+from tests.reconstruction.phasing_objects import counts, faceted_crystal, random_engine_batch
 
 pytest.importorskip("pyfftw")
 
@@ -32,13 +32,8 @@ def cache_dir(tmp_path, monkeypatch):
 def test_fftw_plans_give_the_iterates_of_torchs_fft(cache_dir, algorithm):
     """Same iterates, chi2 and chi2_free with FFTW plans (unnormalised, 1/N folded into the
     modulus pass) as with torch's FFT, on a batch with masked and free pixels and shrink-wrap."""
-    gen = torch.Generator().manual_seed(0)
-    shape, batch = (12, 10, 14), 3
-    amplitude = torch.rand(shape, generator=gen) * 10
-    weight = (torch.rand(shape, generator=gen) > 0.1).float()
-    free = (1 - weight) * (torch.rand(shape, generator=gen) > 0.5).float()
-    support = (torch.rand((batch,) + shape, generator=gen) > 0.7).float()
-    psi = torch.randn((batch,) + shape, dtype=torch.complex64, generator=gen)
+    amplitude, weight, free, support, psi = random_engine_batch()
+    shape = tuple(amplitude.shape)
     out = {}
     for use_fftw in (False, True):
         sw = ShrinkWrapper(
