@@ -414,7 +414,7 @@ def job_status(request: HttpRequest, pk: int) -> JsonResponse:
         "finished": job.is_finished,
         "has_result": job.status == "succeeded" and job.result_path.exists(),
         "steps": [{"id": c.pk, "kind": c.kind, "status": c.status, "progress": c.progress, "parent": c.parent_id,
-                   "url": reverse("viewer:job", args=[c.pk])} for c in children + grandchildren],
+                   "url": reverse("viewer:job", args=[c.pk])} for c in children + grandchildren],  # fmt: skip
         "compare_url": _compare_url(children + grandchildren),
     })
 
