@@ -139,18 +139,28 @@ def amplitude_loss(
     raise ValueError(f"unknown loss kind {kind!r}")
 
 
-def supervised_loss(
+def twin_truth(
+    true_amplitude: torch.Tensor, true_phase: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the twin of a centred object, conj(rho(-r)): amplitude and phase (rad) flipped
+    about the zero-frequency index (i -> (N - i) mod N on every spatial axis), phase negated.
+
+    Both have the same diffraction intensity, so no measurement can tell them apart.
+    """
+    axes = tuple(range(2, true_amplitude.dim()))
+    shifts = (1,) * len(axes)
+    amp = torch.roll(torch.flip(true_amplitude, axes), shifts, axes)
+    phase = torch.roll(torch.flip(true_phase, axes), shifts, axes)
+    return amp, -phase
+
+
+def _supervised_terms(
     amplitude: torch.Tensor,
     phase: torch.Tensor,
     true_amplitude: torch.Tensor,
     true_phase: torch.Tensor,
 ) -> torch.Tensor:
-    """Return a per-sample real-space loss against truths, (B,).
-
-    amplitude, phase : (B, 1, n, ...) network outputs; truths are (B, 1, N, ...) in the input
-    box (centred) and are cropped to the object box. Amplitudes are compared after dividing
-    by their maxima (MSE); phases by amplitude-weighted (1 - cos(delta)), which ignores 2 pi wraps.
-    """
+    """Per-sample real-space loss against one truth (see ``supervised_loss``), (B,)."""
     n = amplitude.shape[-1]
     big = true_amplitude.shape[-1]
     start = (big - n) // 2
@@ -166,6 +176,26 @@ def supervised_loss(
         EPS
     )
     return amp_term + phase_term
+
+
+def supervised_loss(
+    amplitude: torch.Tensor,
+    phase: torch.Tensor,
+    true_amplitude: torch.Tensor,
+    true_phase: torch.Tensor,
+) -> torch.Tensor:
+    """Return a per-sample real-space loss against truths, (B,), blind to the twin image.
+
+    amplitude, phase : (B, 1, n, ...) network outputs; truths are (B, 1, N, ...) in the input
+    box (centred) and are cropped to the object box. Amplitudes are compared after dividing
+    by their maxima (MSE); phases by amplitude-weighted (1 - cos(delta)), which ignores 2 pi wraps.
+    Each sample scores against the closer of the truth and its twin (``twin_truth``): the
+    intensity cannot choose between them, and a loss that did would teach the network to
+    predict their average (a symmetrised amplitude and a phase shrunk towards zero).
+    """
+    direct = _supervised_terms(amplitude, phase, true_amplitude, true_phase)
+    twin = _supervised_terms(amplitude, phase, *twin_truth(true_amplitude, true_phase))
+    return torch.minimum(direct, twin)
 
 
 def threshold_at(epoch: float, *, start: float, end: float, ramp_epochs: int) -> float:

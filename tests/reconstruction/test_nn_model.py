@@ -23,6 +23,8 @@ from reconstruction.nn.physics import (
     farfield_amplitude,
     network_input,
     pad_to_box,
+    supervised_loss,
+    twin_truth,
 )
 from reconstruction.nn.testing import EllipsoidPatterns, ellipsoid_object
 from reconstruction.nn.train import CachedItems, NetworkItems, evaluate, fit
@@ -135,8 +137,14 @@ def test_augmented_patterns_keep_shape_masking_and_determinism():
 def test_checkpoint_round_trip_keeps_weights_and_description(tmp_path):
     model = PhaseNet(TINY)
     path = tmp_path / "m.pt"
-    saved = save_checkpoint(path, model, name="tiny", recipe={"kind": "ellipsoids"},
-                            history={"train_loss": [1.0, 0.5]}, metrics={"best_val_loss": 0.5})
+    saved = save_checkpoint(
+        path,
+        model,
+        name="tiny",
+        recipe={"kind": "ellipsoids"},
+        history={"train_loss": [1.0, 0.5]},
+        metrics={"best_val_loss": 0.5},
+    )
     loaded, payload = load_checkpoint(path)
     assert payload["weights_sha256"] == saved["weights_sha256"]
     assert payload["config"] == TINY.to_dict() and payload["recipe"] == {"kind": "ellipsoids"}
@@ -180,8 +188,9 @@ def test_every_bad_checkpoint_raises_a_clear_checkpoint_error(tmp_path):
 
 def test_a_few_training_steps_decrease_the_loss():
     torch.manual_seed(0)
-    recipe = get_recipe("tiny", width=4, epochs=12, n_train=8, batch_size=4, lr=3e-3,
-                        threshold_ramp_epochs=0)
+    recipe = get_recipe(
+        "tiny", width=4, epochs=12, n_train=8, batch_size=4, lr=3e-3, threshold_ramp_epochs=0
+    )
     model = PhaseNet(recipe.model_config())
     data = CachedItems(NetworkItems(EllipsoidPatterns(8, 16, seed=0)))
     before = evaluate(model, data, recipe=recipe, device=torch.device("cpu"))
@@ -198,6 +207,39 @@ def test_hybrid_loss_trains_with_truths():
     assert "amplitude" in data[0]
     result = fit(model, data, None, recipe=recipe, device=torch.device("cpu"))
     assert np.isfinite(result.history["train_loss"][0])
+
+
+def _asymmetric_object(n: int, dims: int) -> np.ndarray:
+    """A centred, non-centrosymmetric object (ellipsoid + off-centre lobe, phase with an even part)."""
+    grid = np.indices((n,) * dims, dtype=float) - n // 2
+    r2 = sum((g / (a * n)) ** 2 for g, a in zip(grid, (0.18, 0.14, 0.2)[:dims], strict=True))
+    lobe = sum((g - s * n) ** 2 for g, s in zip(grid, (0.12, -0.06, 0.05)[:dims], strict=True))
+    amp = (r2 < 1).astype(float) + 0.6 * np.exp(-lobe / (0.05 * n) ** 2)
+    phase = 1.2 * np.cos(grid[0] / n * 6) + 0.8 * grid[-1] / n * 4
+    return (amp * np.exp(1j * phase) * (amp > 0.05)).astype(np.complex64)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_supervised_loss_cannot_tell_the_twin_it_is_not_the_truth(dims):
+    n = 32 if dims == 3 else 64
+    obj = _asymmetric_object(n, dims)
+    amp = torch.from_numpy(np.abs(obj))[None, None].float()
+    phase = torch.from_numpy(np.angle(obj))[None, None].float()
+    twin_amp, twin_phase = twin_truth(amp, phase)
+    twin = (twin_amp * torch.exp(1j * twin_phase))[0, 0].numpy()
+    # the twin diffracts exactly like the object, and is a different object
+    np.testing.assert_allclose(
+        np.abs(farfield(twin)), np.abs(farfield(obj)), atol=1e-4 * np.abs(farfield(obj)).max()
+    )
+    assert np.abs(twin - obj).max() > 0.5
+    half = (slice(None), slice(None)) + (slice(n // 4, n // 4 + n // 2),) * dims
+    for pred_amp, pred_phase in ((amp, phase), (twin_amp, twin_phase)):
+        loss = supervised_loss(pred_amp[half], pred_phase[half], amp, phase)
+        assert float(loss) < 1e-6
+    # the average of the two, which a twin-blind loss would reward, scores worse than either
+    mean = 0.5 * (amp * torch.exp(1j * phase) + twin_amp * torch.exp(1j * twin_phase))
+    hedge = supervised_loss(mean.abs()[half], mean.angle()[half], amp, phase)
+    assert float(hedge) > 0.05
 
 
 def test_a_checkpoint_with_arbitrary_objects_is_refused_without_advising_to_run_its_code(tmp_path):
