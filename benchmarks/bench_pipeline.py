@@ -13,6 +13,8 @@ reconstruction/nn/models/default_2d.pt``) with truths (seeds from
   ``--runs`` random starts) on the same patterns: time ratio, chi2 and relative error of
   each, success rate (relative error <= 0.2), fraction of patterns where the network route's
   chi2 is no worse (<= 1.05 x) than the conventional one;
+- the network's phase spread against the truth's on strained patterns (a ratio below 1 means
+  predicted phases shrunk towards zero), and success by the truth's phase spread;
 - the noise floor of each pattern: the relative error ER**200 reaches when started from the
   truth itself on the truth's support. Where it exceeds 0.2 (few photons) no start can
   succeed, so the success rates are also given over the "solvable" patterns only.
@@ -72,6 +74,15 @@ def noise_floor(intensity, mask, truth) -> float:
     floor = phase_retrieve(intensity, mask=mask, support=support, initial_object=truth,
                            algorithm="ER**200", n_cycles=1, device="cpu")
     return compare_to_truth(floor.obj, truth, support=np.abs(truth) > 0.1)["rel_error"]
+
+
+def phase_spread(obj, support) -> float:
+    """Amplitude-weighted RMS (rad) of the phase of ``obj`` about its mean phase in ``support``."""
+    z = obj[support]
+    w = np.abs(z)
+    mean = np.sum(w * np.exp(1j * np.angle(z)))
+    dev = np.angle(z * np.exp(-1j * np.angle(mean)))
+    return float(np.sqrt(np.sum(w * dev**2) / max(np.sum(w), 1e-12)))
 
 
 def _median_ms(times: list[float]) -> float:
@@ -138,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         free = free_pixel_mask(masks[i], fraction=0.05, seed=0)
         q = compare_to_truth(obj, truths[i], support=np.abs(truths[i]) > 0.1)
         e = fourier_errors(obj, intens[i], mask=masks[i], free_mask=free)
+        inside = np.abs(truths[i]) > 0.1 * np.abs(truths[i]).max()
+        row.update(
+            truth_phase_spread=phase_spread(truths[i], inside),
+            nn_phase_spread=phase_spread(q["aligned"], inside),
+        )
         row.update(
             nn_ssim=q["ssim"], nn_object_ssim=object_ssim(q["aligned"], truths[i]),
             nn_phase_rms=q["phase_rms"], nn_rel_error=q["rel_error"],
@@ -201,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| network phase RMS in support (rad), median | {np.median(col['nn_phase_rms']):.3f} |")
     print(f"| network relative error, median | {np.median(col['nn_rel_error']):.3f} |")
     print(f"| network chi2, median | {np.median(col['nn_chi2']):.4g} |")
+    spread_ratio = col["nn_phase_spread"] / np.maximum(col["truth_phase_spread"], 1e-6)
+    strained = col["truth_phase_spread"] >= 0.5
+    print(f"| network phase spread / truth's, median (truth's >= 0.5 rad; < 1 = shrunk) | "
+          f"{np.median(spread_ratio[strained]):.2f} |")
     _print_route(col, "refined", "predict + ER50")
     t_net = col["predict_s"] + col["refine_s"]
     print(f"| predict + ER50: time (median s) | {np.median(t_net):.3f} |")
@@ -236,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
             for label, prefix in routes:
                 ok = col[f"{prefix}_rel_error"][solvable] <= 0.2
                 print(f"| {label}: success among solvable patterns | {100 * ok.mean():.0f} % |")
+            spread = col["truth_phase_spread"]
+            for lo, hi in ((0.0, 0.5), (0.5, 1.0), (1.0, np.inf)):
+                band = solvable & (spread >= lo) & (spread < hi)
+                if band.any():
+                    cells = " / ".join(
+                        f"{100 * np.mean(col[f'{prefix}_rel_error'][band] <= 0.2):.0f} %"
+                        for _, prefix in routes
+                    )
+                    print(f"| success ({' / '.join(label for label, _ in routes)}), solvable, "
+                          f"truth phase spread {lo:g}-{hi:g} rad ({band.sum()} patterns) | {cells} |")
             nw = col["refined_chi2"][solvable] <= 1.05 * col["conv_chi2"][solvable]
             print(f"| predict + ER50 chi2 no worse than conventional, among solvable | "
                   f"{100 * nw.mean():.0f} % |")
