@@ -58,7 +58,11 @@ def add_json_option(parser) -> None:
 
 
 class TerminalProgress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+    """A one-line progress bar on stderr when it is a terminal; else one log line per epoch.
+
+    Under ``nohup``, a batch system or a redirect a bar would be noise, but a long training
+    run must still say how it goes: each ``epoch`` event is then written as a plain line.
+    """
 
     def __init__(self, enabled: bool | None = None, width: int = 30) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -68,6 +72,11 @@ class TerminalProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         if not self.enabled:
+            if event.stage == "epoch":
+                values = " ".join(f"{k}={v:.4g}" for k, v in event.values.items())
+                elapsed = time.monotonic() - self._start
+                sys.stderr.write(f"epoch {event.step}/{event.total} {values} {elapsed:.0f}s\n")
+                sys.stderr.flush()
             return
         now = time.monotonic()
         if now - self._last < 0.1 and event.fraction < 1.0:
