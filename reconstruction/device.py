@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from reconstruction.errors import ConfigError
@@ -21,3 +23,26 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available here")
         return torch.device(name)
     raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda")
+
+
+def cpu_bf16_opted_in() -> bool:
+    """Whether CPU training steps may run under bfloat16 autocast (``CDI_CPU_BF16=1``; off by
+    default).
+
+    On a CPU with native bfloat16 (AVX512-BF16, AMX) it is faster: a training step of the
+    default model, batch 4 at 64^3, 0.145 s against 0.207 s on a 2-core Zen 5 VM. It stays
+    opt-in because torch 2.13's CPU bfloat16 backward is not deterministic under a fixed seed
+    and, on the tiny test models (16^3), gave a NaN loss in some runs; the training loop stops
+    on a NaN with a clear error. Where bfloat16 is emulated it is only slower.
+    """
+    return os.environ.get("CDI_CPU_BF16", "").strip() == "1"
+
+
+def autocast_bf16(device: torch.device, wanted: bool = True) -> bool:
+    """Whether to run a network's training steps under bfloat16 autocast on ``device``: CUDA
+    whenever ``wanted``, the CPU only when also opted in (``cpu_bf16_opted_in``)."""
+    if not wanted:
+        return False
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and cpu_bf16_opted_in()

@@ -4,7 +4,8 @@ Unsupervised by default: the network predicts amplitude and phase, the physics l
 the object (soft support whose threshold ramps from ``threshold_start`` to ``threshold_end``),
 computes |FFT| and compares it with the measured amplitude on unmasked pixels. Adam with
 ReduceLROnPlateau, gradient clipping, early stopping, a wall-clock budget, progress and cancel
-callbacks, autocast on CUDA only, and DistributedDataParallel when launched by ``torchrun``.
+callbacks, bfloat16 autocast for training steps on CUDA (on the CPU only when opted in:
+``reconstruction.device.autocast_bf16``), and DistributedDataParallel under ``torchrun``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
+from reconstruction.device import autocast_bf16
 from reconstruction.nn.config import TrainRecipe
 from reconstruction.nn.model import cpu_fast_input, use_cpu_fast_layout
 from reconstruction.nn.physics import (
@@ -146,15 +148,13 @@ def batch_loss(
     recipe: TrainRecipe,
     threshold: float,
     device: torch.device,
+    mixed_precision: bool = False,
 ) -> torch.Tensor:
-    """Return the mean loss of one batch (physics loss, plus the supervised term for "hybrid")."""
+    """Return the mean loss of one batch (physics loss, plus the supervised term for "hybrid");
+    ``mixed_precision`` runs the network under bfloat16 autocast (the physics stays float32)."""
     x = cpu_fast_input(batch["input"].to(device, non_blocking=True))  # (B, 1, N, ...)
     mask = batch["mask"].to(device, non_blocking=True)
-    with torch.autocast(
-        device_type=device.type,
-        dtype=torch.bfloat16,
-        enabled=device.type == "cuda" and recipe.mixed_precision,
-    ):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=mixed_precision):
         amp, phase = model(x)  # (B, 1, N/2, ...) each
     obj = assemble_object(
         amp.float(),
@@ -218,6 +218,7 @@ class FitResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_because: str = "epochs"
+    mixed_precision: bool = False  # training steps ran under bfloat16 autocast
 
 
 def anneal_lr(lr_start: float, lr_end: float, fraction: float) -> float:
@@ -253,6 +254,7 @@ def fit(
     info = dist_info or DistInfo()
     model.to(device)
     use_cpu_fast_layout(model, device)
+    mixed_precision = autocast_bf16(device, recipe.mixed_precision)
     net = model
     if info.active:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -271,7 +273,7 @@ def fit(
         "threshold": [],
         "is_best": [],
     }
-    result = FitResult(history=history)
+    result = FitResult(history=history, mixed_precision=mixed_precision)
     start = time.monotonic()
     budget_s = recipe.minutes * 60.0 if recipe.minutes > 0 else math.inf
     anneal_s = recipe.anneal_minutes * 60.0
@@ -314,7 +316,10 @@ def fit(
         out_of_time = False
         for i, batch in enumerate(batches):
             check(cancel)
-            loss = batch_loss(net, batch, recipe=recipe, threshold=threshold, device=device)
+            loss = batch_loss(
+                net, batch, recipe=recipe, threshold=threshold, device=device,
+                mixed_precision=mixed_precision,
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
             if anneal_s > 0:
@@ -404,7 +409,8 @@ def evaluate(
     device: torch.device,
     dist_info: DistInfo | None = None,
 ) -> float:
-    """Return the mean loss over ``data`` in eval mode at the final support threshold."""
+    """Return the mean loss over ``data`` in eval mode at the final support threshold, in
+    float32 (comparable between runs with and without mixed precision)."""
     info = dist_info or DistInfo()
     was_training = model.training
     model.eval()

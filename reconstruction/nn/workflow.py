@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reconstruction.device import pick_device
+from reconstruction.device import autocast_bf16, pick_device
 from reconstruction.errors import CheckpointError, ConfigError, InvalidDataError
 from reconstruction.io.types import DiffractionData
 from reconstruction.nn.augment import AugmentedPatterns
@@ -243,6 +243,7 @@ def train_model(
                     "best_epoch": epoch,
                     "epochs_run": epoch + 1,
                     "seconds": history["seconds"][-1],
+                    "mixed_precision": autocast_bf16(dev, rec.mixed_precision),
                 },
             )
 
@@ -268,6 +269,7 @@ def train_model(
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "steps": result.steps,
+            "mixed_precision": result.mixed_precision,
         },
         "stopped_because": result.stopped_because,
         "n_parameters": model.n_parameters(),

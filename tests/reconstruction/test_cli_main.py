@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from reconstruction.device import pick_device
+from reconstruction.device import autocast_bf16, pick_device
 from reconstruction.errors import Cancelled, ConfigError
 from reconstruction.progress import CallbackCancelToken, CancelToken, check
 
@@ -24,6 +25,15 @@ def test_auto_device_is_cuda_only_when_available():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device("auto").type == expected
     assert pick_device("cpu").type == "cpu"
+
+
+def test_cpu_bf16_autocast_is_opt_in_and_off_when_not_wanted(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("CDI_CPU_BF16", raising=False)
+    assert autocast_bf16(cpu) is False
+    monkeypatch.setenv("CDI_CPU_BF16", "1")
+    assert autocast_bf16(cpu) is True
+    assert autocast_bf16(cpu, wanted=False) is False
 
 
 def test_unknown_device_is_refused_with_a_clear_message():

@@ -27,7 +27,7 @@ from reconstruction.nn.physics import (
     twin_truth,
 )
 from reconstruction.nn.testing import EllipsoidPatterns, ellipsoid_object
-from reconstruction.nn.train import CachedItems, NetworkItems, evaluate, fit
+from reconstruction.nn.train import CachedItems, NetworkItems, batch_loss, evaluate, fit
 
 TINY = ModelConfig(dims=3, input_size=16, output_size=8, width=2, depth=2)
 
@@ -198,6 +198,23 @@ def test_a_few_training_steps_decrease_the_loss():
     after = evaluate(model, data, recipe=recipe, device=torch.device("cpu"))
     assert result.steps == 24
     assert after < 0.8 * before, (before, after, result.history["train_loss"])
+
+
+def test_bf16_autocast_loss_matches_float32_and_training_records_its_precision(monkeypatch):
+    monkeypatch.delenv("CDI_CPU_BF16", raising=False)
+    recipe = get_recipe("tiny", width=4, epochs=1, n_train=4, batch_size=4)
+    torch.manual_seed(0)
+    model = PhaseNet(recipe.model_config())
+    data = CachedItems(NetworkItems(EllipsoidPatterns(4, 16, seed=0)))
+    batch = {k: torch.stack([data[i][k] for i in range(4)]) for k in data[0]}
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        full, half = (
+            batch_loss(model, batch, recipe=recipe, threshold=0.1, device=cpu, mixed_precision=m)
+            for m in (False, True)
+        )
+    assert abs(float(half) - float(full)) < 0.02 * float(full)
+    assert fit(model, data, None, recipe=recipe, device=cpu).mixed_precision is False
 
 
 def test_hybrid_loss_trains_with_truths():
