@@ -18,9 +18,10 @@ from reconstruction import __version__
 
 
 def system_report() -> dict[str, Any]:
-    """Versions, the compute device, CPU threads, whether the fused kernels and FFTW are
-    available, and the FFT measured for each box so far (times in ms per forward + inverse)."""
-    from reconstruction.device import pick_device
+    """Versions, the compute device, CPU threads, whether training steps use bfloat16, whether
+    the fused kernels and FFTW are available, and the FFT measured for each box so far (times
+    in ms per forward + inverse)."""
+    from reconstruction.device import autocast_bf16, pick_device
     from reconstruction.phasing import fftw, kernels
     from reconstruction.phasing.retrieve import choose_threads
 
@@ -42,6 +43,7 @@ def system_report() -> dict[str, Any]:
         "gpus": gpus,
         "cpu_count": os.cpu_count(),
         "cpu_threads_for_phasing": choose_threads(torch.device("cpu")),
+        "training_bf16_autocast": autocast_bf16(device),
         "fused_cpu_kernels": kernels.available(),
         "pyfftw": pyfftw_version,
         "fftw_enabled": fftw.available(),

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"CPU          {out['cpu_count']} CPUs, {out['cpu_threads_for_phasing']} thread(s) "
           f"for phasing now (1 when the machine is busy)")
     print(f"kernels      fused CPU kernels (numba): {'yes' if out['fused_cpu_kernels'] else 'no'}")
+    print(f"training     bfloat16 autocast: {'yes' if out['training_bf16_autocast'] else 'no'}"
+          " (CUDA; on the CPU with CDI_CPU_BF16=1)")
     fftw_state = "on" if out["fftw_enabled"] else (
         "off (CDI_FFT=torch)" if out["pyfftw"] else "off (pyFFTW not installed)")
     print(f"FFTW         {fftw_state}; pyFFTW {out['pyfftw'] or '-'}; wisdom {out['fftw_wisdom']}"

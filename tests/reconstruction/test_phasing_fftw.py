@@ -177,6 +177,7 @@ def test_the_system_command_reports_the_fft_measured_for_each_box(cache_dir, mon
 
     from reconstruction.cli import main
 
+    monkeypatch.delenv("CDI_CPU_BF16", raising=False)
     assert main(["system", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["fftw_enabled"] and report["fft_choices"] == {}
@@ -189,6 +190,7 @@ def test_the_system_command_reports_the_fft_measured_for_each_box(cache_dir, mon
     text = capsys.readouterr().out
     assert "8x8x8 runs=1 threads=1: fftw (FFTW 1.0 ms, torch 2.0 ms per batch pair)" in text
     assert "fused CPU kernels (numba): yes" in text
+    assert f"bfloat16 autocast: {'yes' if torch.cuda.is_available() else 'no'}" in text
     monkeypatch.setenv("CDI_FFT", "torch")
     fftw._pyfftw.cache_clear()
     assert main(["system"]) == 0
