@@ -321,7 +321,13 @@ def fit(
                 mixed_precision=mixed_precision,
             )
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}")
+                hint = (
+                    " under CPU bfloat16 autocast: run again without CDI_CPU_BF16=1"
+                    if mixed_precision and device.type == "cpu" else ""
+                )
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {epoch}{hint}"
+                )
             if anneal_s > 0:
                 into_anneal = _rank0_value(time.monotonic() - start, info, device) - (budget_s - anneal_s)
                 if into_anneal >= 0:

@@ -217,6 +217,22 @@ def test_bf16_autocast_loss_matches_float32_and_training_records_its_precision(m
     assert fit(model, data, None, recipe=recipe, device=cpu).mixed_precision is False
 
 
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_a_nan_loss_stops_training_with_a_message_naming_cpu_bf16_when_on(monkeypatch, opted_in):
+    import reconstruction.nn.train as train_module
+
+    monkeypatch.setenv("CDI_CPU_BF16", "1" if opted_in else "0")
+    monkeypatch.setattr(
+        train_module, "batch_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True)
+    )
+    recipe = get_recipe("tiny", epochs=1, n_train=4)
+    model = PhaseNet(recipe.model_config())
+    data = NetworkItems(EllipsoidPatterns(4, 16))
+    with pytest.raises(FloatingPointError, match="training loss became nan at epoch 0") as err:
+        fit(model, data, None, recipe=recipe, device=torch.device("cpu"))
+    assert ("CDI_CPU_BF16" in str(err.value)) is opted_in
+
+
 def test_hybrid_loss_trains_with_truths():
     recipe = get_recipe("tiny", loss="hybrid", epochs=1, n_train=4)
     model = PhaseNet(recipe.model_config())
