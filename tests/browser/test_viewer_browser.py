@@ -265,7 +265,7 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.60 of max')")
     shot(page, "fixture_result_page")
     # the fixture crystal has a phase ramp: removing it reloads the page with ?ramp=1 and says which
-    page.check("#ramp-toggle")
+    page.click("#ramp-toggle")
     page.wait_for_url(re.compile(r".*/jobs/\d+/\?ramp=1$"))
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     assert page.is_checked("#ramp-toggle") and "rad per voxel along z, y, x" in page.inner_text("#ramp-values")
@@ -347,8 +347,12 @@ def test_member_phases_esrfs_logo_with_its_uploaded_support_file_and_sees_the_2d
     support_id = ids["esrf_id10_logo5mu_20sec_support.edf"]
     assert page.locator(f"details a[href$='/datasets/{support_id}/']").count() == 1  # the support, linked
     shot(page, "job_result_2d_logo")
-    page.check("#ramp-toggle")  # the peak is off the grid centre by a fraction of a pixel
+    # the peak is off the grid centre by a fraction of a pixel; the switch reloads the page, so
+    # click it (``check`` would read the state back while the page is being replaced)
+    page.click("#ramp-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?ramp=1$"))
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#ramp-toggle")
     assert "rad per pixel along y, x" in page.inner_text("#ramp-values")
     shot(page, "job_result_2d_logo_ramp_removed")
     # a second reconstruction (another seed), then both side by side, aligned
