@@ -31,10 +31,11 @@ def cpu_bf16_opted_in() -> bool:
 
     On a CPU with native bfloat16 (AVX512-BF16, AMX) it is faster: a training step of the
     default model, batch 4 at 64^3, 0.163 s against 0.240 s on a 2-core Zen 5 VM
-    (``benchmarks/bench_training_step.py``), with the same gradients on every repeat. It stays opt-in because on the tiny test models (16^3
-    input, 4-8 channels) torch 2.13's CPU bfloat16 backward gave different, sometimes inf or
-    NaN, weight gradients from one call to the next; the training loop stops on a NaN loss with
-    a clear error. Where bfloat16 is emulated it is only slower.
+    (``benchmarks/bench_training_step.py``), with the same gradients on every repeat. It stays
+    opt-in because on the tiny test models (16^3 input, 4-8 channels) torch 2.13's CPU bfloat16
+    backward gave different, sometimes inf or NaN, weight gradients from one call to the next;
+    the training loop stops on a NaN loss with a clear error. Where bfloat16 is emulated it is
+    only slower.
     """
     return os.environ.get("CDI_CPU_BF16", "").strip() == "1"
 

@@ -229,6 +229,8 @@ def train_model(
         description["simulation"] = training_data["recipe"]
         description["training_data"] = training_data
 
+    mixed_precision = autocast_bf16(dev, rec.mixed_precision)  # as ``fit`` decides it
+
     def on_epoch_end(epoch: int, history: dict[str, list[float]]) -> None:
         if history["is_best"][-1]:
             save_checkpoint(
@@ -243,7 +245,7 @@ def train_model(
                     "best_epoch": epoch,
                     "epochs_run": epoch + 1,
                     "seconds": history["seconds"][-1],
-                    "mixed_precision": autocast_bf16(dev, rec.mixed_precision),
+                    "mixed_precision": mixed_precision,
                 },
             )
 
