@@ -355,8 +355,11 @@ def test_the_kernels_load_from_the_disk_cache_in_the_next_process(tmp_path):
 def test_freed_fft_sized_buffers_are_reused_without_page_faults_inside_the_context():
     """Inside the context freed blocks are reused (no page faults once the heap has settled;
     outside it glibc maps every block above 32 MB afresh), and on exit the free memory goes
-    back to the system, so the next block faults in again."""
+    back to the system (resident memory falls back)."""
     import resource
+
+    def resident_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 1e6
 
     def faults(n: int) -> list[int]:
         out = []
@@ -367,10 +370,18 @@ def test_freed_fft_sized_buffers_are_reused_without_page_faults_inside_the_conte
         return out
 
     pages = 48_000_000 // 4096
+    start = resident_mb()
     with heap.reuse_freed_memory() as tuned:
         assert tuned
-        assert max(faults(8)[3:]) < pages // 100  # the heap settles within a few blocks
-    assert faults(1)[0] > pages // 2  # returned to the system on exit (malloc_trim)
+        # the heap settles within a few blocks: small allocations between two blocks may split
+        # a freed one, so a new block or two can still fault in before it alternates between
+        # two kept blocks
+        inside = faults(16)
+        assert max(inside[8:]) < pages // 100, inside
+        held = resident_mb()
+    after = resident_mb()
+    assert held - start > 40  # the freed blocks stay resident inside ...
+    assert after - start < (held - start) / 2, (start, held, after)  # ... and go back on exit
 
 
 def test_the_fused_shrinkwrap_threshold_matches_torch_and_refuses_the_same_updates():
