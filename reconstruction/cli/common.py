@@ -31,10 +31,13 @@ def add_device_option(parser) -> None:
 
 
 def add_shrinkwrap_option(parser) -> None:
-    """Add ``--shrinkwrap`` (let a refinement update the starting object's support)."""
-    parser.add_argument("--shrinkwrap", action="store_true",
-                        help="update the support by shrink-wrap during the schedule (as random "
-                        "starts do); default: keep the prediction's support")
+    """Add ``--shrinkwrap`` / ``--no-shrinkwrap`` (does a refinement update the starting support)."""
+    import argparse
+
+    parser.add_argument("--shrinkwrap", action=argparse.BooleanOptionalAction, default=True,
+                        help="update the starting support by shrink-wrap during the schedule, as "
+                        "random starts do (default); --no-shrinkwrap keeps the prediction's "
+                        "10%% support fixed")
 
 
 def shape_value(text: str) -> int | str:

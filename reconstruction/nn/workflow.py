@@ -565,7 +565,7 @@ def pipeline_file(
     checkpoint_path: str | os.PathLike | None = None,
     refine_algorithm: str = "ER**50",
     support_threshold: float = 0.1,
-    shrinkwrap: bool = False,
+    shrinkwrap: bool = True,
     shape: int = 64,
     oversampling: float = 3.0,
     device: str = "auto",
@@ -577,9 +577,9 @@ def pipeline_file(
 
     ``out_dir/prepared.cxi`` (skipped when the input is already a prepared file),
     ``out_dir/predicted.cxi`` (the network's result, with its chi2) and ``out_dir/refined.cxi``
-    (``refine_algorithm`` run by the phasing engine from the prediction and its support; with
-    ``shrinkwrap`` the support is updated by the engine's default shrink-wrap, as random starts
-    are).
+    (``refine_algorithm`` run by the phasing engine from the prediction and its support; the
+    support is updated by the engine's default shrink-wrap, as random starts are, unless
+    ``shrinkwrap`` is False).
 
     Returns {out_path (the refined file), out_dir, prepared_path, predicted_path, seconds,
     metrics (refined), curves (refined), predicted (predict summary), refined (refine summary),

@@ -129,11 +129,11 @@ def test_pipeline_prepares_predicts_and_refines_a_raw_file(tmp_path, tiny_model)
     assert "initial_chi2" in refined.curves and "chi2" in refined.curves
 
 
-def test_refine_and_pipeline_with_shrinkwrap_update_the_predicted_support(tmp_path, tiny_model,
-                                                                          capsys):
-    """``--shrinkwrap`` lets the seeded run reshape the prediction's support (the "thorough"
-    presets); without it the support stays the prediction's. In this 16³ box an update may
-    also be refused (more than half the box): shrink-wrap ran either way."""
+def test_refine_and_pipeline_update_the_predicted_support_unless_told_not_to(tmp_path, tiny_model,
+                                                                           capsys):
+    """By default (or with ``--shrinkwrap``) the seeded run reshapes the prediction's support by
+    shrink-wrap; with ``--no-shrinkwrap`` the support stays the prediction's. In this 16³ box
+    an update may also be refused (more than half the box): shrink-wrap ran either way."""
     import json
 
     from reconstruction.cli import main
@@ -141,18 +141,20 @@ def test_refine_and_pipeline_with_shrinkwrap_update_the_predicted_support(tmp_pa
     data = _prepared(tmp_path / "prepared.cxi")
     pred = predict_file(data, tmp_path / "pred.cxi", checkpoint_path=tiny_model, device="cpu")
     reshaped = {}
-    for flag in ([], ["--shrinkwrap"]):
-        out = tmp_path / f"refined{len(flag)}.cxi"
+    for flag in ([], ["--shrinkwrap"], ["--no-shrinkwrap"]):
+        out = tmp_path / f"refined{'-'.join(flag)}.cxi"
         assert main(["refine", str(data), "--initial", pred["out_path"], "--out", str(out),
                      "--algorithm", "HIO**30,ER**10", "--device", "cpu", "--json", *flag]) == 0
         summary = json.loads(capsys.readouterr().out)
-        reshaped[bool(flag)] = (np.ptp(read_result(out).curves["support_fraction"]) > 0
-                                or summary["config"]["shrinkwrap_refused"] > 0)
+        reshaped[" ".join(flag)] = (np.ptp(read_result(out).curves["support_fraction"]) > 0
+                                    or summary["config"]["shrinkwrap_refused"] > 0)
+        assert (summary["config"]["shrinkwrap"] is None) == (flag == ["--no-shrinkwrap"])
         assert summary["metrics"]["chi2"] <= pred["metrics"]["chi2"] * (1 + 1e-6)
-    assert reshaped == {False: False, True: True}
-    assert main(["pipeline", str(data), "--out", str(tmp_path / "pipe"), "--checkpoint",
-                 str(tiny_model), "--algorithm", "HIO**30,ER**10", "--shrinkwrap",
-                 "--device", "cpu", "--json"]) == 0
-    piped = json.loads(capsys.readouterr().out)
-    assert (np.ptp(read_result(piped["out_path"]).curves["support_fraction"]) > 0
-            or piped["refined"]["config"]["shrinkwrap_refused"] > 0)
+    assert reshaped == {"": True, "--shrinkwrap": True, "--no-shrinkwrap": False}
+    for flag, updated in (([], True), (["--no-shrinkwrap"], False)):
+        assert main(["pipeline", str(data), "--out", str(tmp_path / f"pipe{len(flag)}"),
+                     "--checkpoint", str(tiny_model), "--algorithm", "HIO**30,ER**10", *flag,
+                     "--device", "cpu", "--json"]) == 0
+        piped = json.loads(capsys.readouterr().out)
+        assert (np.ptp(read_result(piped["out_path"]).curves["support_fraction"]) > 0
+                or piped["refined"]["config"]["shrinkwrap_refused"] > 0) is updated

@@ -93,7 +93,8 @@ def test_a_trained_model_then_a_pipeline_run_end_to_end_in_a_real_worker(cast, c
     assert predict.kind == "predict" and refine.kind == "refine" and predict.model_version_id == model.pk
     assert predict.status == refine.status == "succeeded"
     assert predict.result_path.exists() and refine.result_path.exists()
-    assert refine.params["shrinkwrap"] is True  # the preset reaches the refine step
+    assert refine.params["algorithm"] == "ER**20,HIO**160,ER**20"  # the preset reaches the refine step
+    assert refine.params["shrinkwrap"] is True
     record = read_result(str(done.result_path))
     assert np.ptp(record.curves["support_fraction"]) > 0
     assert record.obj.shape == (16, 16, 16) and np.iscomplexobj(record.obj)

@@ -54,7 +54,7 @@ class ParamSpec:
 
 
 _ALGORITHM_HELP = "schedule string, e.g. ER**20,HIO**160,ER**20 (run n times with 'cycles')"
-_SHRINKWRAP_HELP = "update the support by shrink-wrap during the schedule (default: keep the prediction's support)"
+_SHRINKWRAP_HELP = "update the support by shrink-wrap during the schedule, as random starts do (off: keep the prediction's 10 % support fixed)"
 
 PARAM_SPECS: dict[str, list[ParamSpec]] = {
     "simulate": [
@@ -91,7 +91,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
     "refine": [
         ParamSpec("algorithm", "str", "ER**50", _ALGORITHM_HELP),
         ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
-        ParamSpec("shrinkwrap", "bool", False, _SHRINKWRAP_HELP),
+        ParamSpec("shrinkwrap", "bool", True, _SHRINKWRAP_HELP),
     ],
     "phase": [
         ParamSpec("algorithm", "str", "ER**20,HIO**160,ER**20", _ALGORITHM_HELP),
@@ -109,7 +109,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("optimise_steps", "int", 0, "optimise the network on this pattern before predicting (0 = plain prediction)", min=0, max=100_000),
         ParamSpec("algorithm", "str", "ER**50", "refinement schedule run from the network's prediction"),
         ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
-        ParamSpec("shrinkwrap", "bool", False, _SHRINKWRAP_HELP),
+        ParamSpec("shrinkwrap", "bool", True, _SHRINKWRAP_HELP),
     ],
 }
 
