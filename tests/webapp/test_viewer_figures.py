@@ -324,3 +324,17 @@ def encoding_decode(spec: dict) -> np.ndarray:
     dtype = {"f4": np.float32, "f8": np.float64}[spec["dtype"]]
     shape = tuple(int(s) for s in str(spec["shape"]).split(","))
     return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtype).reshape(shape)
+
+
+def test_the_bundles_phase_is_blank_in_the_supports_low_amplitude_rim():
+    """A loose (shrink-wrapped) support: phase is drawn only where the amplitude reaches 10 %."""
+    amplitude, coords = ball(16, 4.0)
+    obj = amplitude * np.exp(1j * 0.5 * np.tanh(coords[2]))
+    support = np.abs(coords).max(axis=0) <= 6  # a 13³ box around the ball
+    bundle = figures.object_bundle(obj, support)
+    iz = bundle["index"][0]
+    phase_img = encoding.decode_typed_array(bundle["slices"]["data"][3]["z"])
+    box = figures.support_bbox(support)
+    amp_img = (amplitude / amplitude.max())[box][iz]
+    assert np.array_equal(np.isnan(phase_img), ~(support[box][iz] & (amp_img >= figures.PHASE_SHOWN_ABOVE)))
+    assert np.isnan(phase_img).any() and (~np.isnan(phase_img)).any()

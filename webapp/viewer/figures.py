@@ -41,6 +41,9 @@ INTENSITY_COLORSCALE = "Viridis"
 INTENSITY_LEVEL_COLOURS = ("#3b528b", "#fde725", "#5ec962")
 AXIS_NAMES = ("z", "y", "x")
 DEFAULT_THRESHOLD = 0.3
+# Phase is drawn only where the amplitude reaches this fraction of its maximum (and inside the
+# support): in a shrink-wrapped support's low-amplitude rim the phase is noise.
+PHASE_SHOWN_ABOVE = 0.1
 DEFAULT_MAX_VERTICES = 30_000
 SEGMENT_COLOURS = {"ER": "rgba(31,119,180,0.08)", "HIO": "rgba(255,127,14,0.10)",
                    "RAAR": "rgba(44,160,44,0.10)"}  # fmt: skip
@@ -669,14 +672,16 @@ def object_bundle(
     unknown (see ``units_info``); remove_ramp : show the phase with its linear ramp (fitted
     over the support) removed, ``phase_ramp`` then gives it in rad per voxel (axis 0 first).
     Arrays are cropped to the support's bounding box (+2 voxels); ``origin`` is that box's
-    corner in the full grid, ``index`` the default (centre-of-mass) slice. 2D objects have no
-    isosurface and no volumes (``isosurface`` None).
+    corner in the full grid, ``index`` the default (centre-of-mass) slice. Phase is shown inside
+    the support where the amplitude is at least ``PHASE_SHOWN_ABOVE`` of its maximum. 2D objects
+    have no isosurface and no volumes (``isosurface`` None).
     """
     ramp = None
     if remove_ramp:
         obj, ramp = _without_phase_ramp(obj, support)
     amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     index = tuple(int(round(c)) for c in ndimage.center_of_mass(sup_c.astype(np.float32)))
+    shown = sup_c & (amp_c >= PHASE_SHOWN_ABOVE)
     units = units_info(voxel_size_m, obj.ndim)
     nm = units["voxel_size_nm"]
     out: dict[str, Any] = {
@@ -688,13 +693,13 @@ def object_bundle(
         "units": units,
         "isosurface": None,
         "phase_ramp": ramp,
-        "slices": object_slices_figure(amp_c, ph_c, sup_c, index=index, origin=origin, voxel_size_nm=nm),
+        "slices": object_slices_figure(amp_c, ph_c, shown, index=index, origin=origin, voxel_size_nm=nm),
     }
     if obj.ndim == 3:
         out["isosurface"] = isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices,
                                               origin=origin, voxel_size_nm=nm)  # fmt: skip
         out["amplitude"] = encode_volume(amp_c, lo=0.0, hi=1.0)
-        out["phase"] = encode_volume(np.where(sup_c, ph_c, np.nan), lo=-math.pi, hi=math.pi)
+        out["phase"] = encode_volume(np.where(shown, ph_c, np.nan), lo=-math.pi, hi=math.pi)
     return out
 
 
