@@ -6,7 +6,7 @@ Start the app with the README's run command (``python3 dev.py app``), then::
         [--data ../shared/data/real/aps34idc_Au_S0054_rocking_scan.cxi] [--out docs/screenshots]
 
 It signs in with the demo account, uploads the raw file on the upload page, opens its dataset
-page, submits a ``pipeline`` job (shipped model, then ``ER**50``) and a conventional ``phase`` job
+page, submits a ``pipeline`` job (shipped model, then ``ER**50`` with shrink-wrap) and a conventional ``phase`` job
 (600 iterations, 4 random starts) from the submit forms with their defaults, catches the phase job
 while it runs, and, once both succeeded, saves the result viewer (isosurface coloured by phase and
 slices, diffraction, error curves and PRTF), the comparison of prediction, refinement and
