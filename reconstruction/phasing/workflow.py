@@ -224,8 +224,8 @@ def refine_file(
     maximum; the initial file's curves are kept with the prefix ``initial_``. ``shrinkwrap``:
     True (default) updates that support with the default shrink-wrap (on 100 held-out
     simulations it lowers ER**50's chi2 at the same relative error, benchmarks/RESULTS.md),
-    False (or None) keeps it fixed, a dict sets it. Returns the same summary as ``phase_file`` plus ``initial_metrics`` (the starting
-    object's chi2 on this data).
+    False (or None) keeps it fixed, a dict sets it. Returns the same summary as ``phase_file``
+    plus ``initial_metrics`` (the starting object's chi2 on this data).
     """
     from reconstruction.io import read_result
     from reconstruction.io.workflow import load_prepared_on_grid
