@@ -188,6 +188,20 @@ def test_the_pipeline_form_offers_the_seeded_presets_and_the_shrinkwrap_switch(c
     assert "thorough" in html and "ER**20,HIO**160,ER**20" in html
 
 
+def test_the_refine_forms_shrinkwrap_switch_is_on_by_default_and_can_be_turned_off(cast, records):
+    """Shrink-wrap is the refinement's default (a ticked box); an unticked box submits False."""
+    url = reverse("viewer:job_new") + f"?kind=refine&parent={records.job.pk}"
+    html = cast.client(cast.member).get(url).content.decode()
+    assert re.search(r'<input type="checkbox" name="shrinkwrap"\s+checked>', html), html
+    for ticked in (True, False):
+        form = {"kind": "refine", "dataset": records.dataset.pk, "parent": records.job.pk, "algorithm": "ER**5",
+                "support_threshold": "0.1"}
+        response = cast.client(cast.member).post(reverse("viewer:job_new"), form | ({"shrinkwrap": "on"} if ticked else {}))
+        assert response.status_code == 302, response.content.decode()[:2000]
+        job = Job.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-1]))
+        assert job.kind == "refine" and job.params["shrinkwrap"] is ticked
+
+
 def test_invalid_parameters_are_shown_next_to_their_field_and_nothing_is_queued(cast, records):
     before = Job.objects.count()
     response = cast.client(cast.member).post(
