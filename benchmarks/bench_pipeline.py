@@ -229,9 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     t_net = col["predict_s"] + col["refine_s"]
     print(f"| {er50}: time (median s) | {np.median(t_net):.3f} |")
     if "extra_chi2" in col:
-        name = extra_name
-        _print_route(col, "extra", name)
-        print(f"| {name}: time (median s) | {np.median(col['predict_s'] + col['extra_s']):.3f} |")
+        _print_route(col, "extra", extra_name)
+        print(f"| {extra_name}: time (median s) | {np.median(col['predict_s'] + col['extra_s']):.3f} |")
     if "conv_chi2" in col:
         _print_route(col, "conv", "conventional",
                      chi2_label=f"conventional ({CONVENTIONAL})x3, best of {args.runs}: chi2, median")

@@ -267,7 +267,7 @@ def dataset_figures(request: HttpRequest, pk: int) -> HttpResponse:
     if not dataset.path.exists():
         return JsonResponse({"error": "the dataset's file is missing on the server"}, status=404)
     try:
-        payload = cached_gzip_json(dataset.path, lambda: _dataset_bundle(dataset), view="dataset", version=2)
+        payload = cached_gzip_json(dataset.path, lambda: _dataset_bundle(dataset), view="dataset", version=1)
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, dataset.path, dataset.name)}, status=422)
     return gzip_json_response(request, payload)
@@ -492,7 +492,7 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, ramp=ramp,
-                                   version=3)  # fmt: skip
+                                   version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -593,7 +593,7 @@ def job_aligned(request: HttpRequest, pk: int) -> HttpResponse:
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="aligned", ref=str(reference.result_path),
-                                   ref_size=ref_stat.st_size, ref_mtime=ref_stat.st_mtime_ns, version=2)  # fmt: skip
+                                   ref_size=ref_stat.st_size, ref_mtime=ref_stat.st_mtime_ns, version=1)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"job": job.pk, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)  # fmt: skip
