@@ -399,6 +399,7 @@ def records(cast, media_root) -> Records:
     job = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="phase", status="succeeded", dataset=dataset,
                              params={"algorithm": "ER**10"}, progress=1.0, metrics={"chi2": 0.01},
                              curves={"chi2": [1.0, 0.1, 0.01]}, celery_task_id="fixture")
+    shutil.rmtree(job.result_dir, ignore_errors=True)  # a job id reused (SQLite) must not see older files
     job.result_dir.mkdir(parents=True, exist_ok=True)
     write_result_file(job.result_path)
     job.summary_path.write_text(json.dumps({"out_path": str(job.result_path), "seconds": 0.1}))

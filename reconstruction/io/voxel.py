@@ -7,6 +7,9 @@ is ``|Q|·Δω = (4π sin θ_B / λ)·Δω``, so the voxel size is ``λ / (2 N �
 the Bragg angle θ_B, which raw files seldom state (then it is unknown). This ignores the shear
 between the rocking direction and the detector plane (orthogonal-frame approximation).
 Simulated data carry their (isotropic) voxel size in ``metadata.extra["voxel_size_m"]``.
+
+The same metadata give the length of the Bragg vector, ``|G| = 4π sin θ_B / λ``, which turns a
+Bragg CDI phase into the displacement along G (``reconstruction.metrics.displacement_field``).
 """
 
 from __future__ import annotations
@@ -87,3 +90,14 @@ def bragg_angle_from_detector_arms(arm_a_deg: float, arm_b_deg: float) -> float 
 
 
 __all__ = ["bragg_angle_from_detector_arms", "voxel_size_m"]
+
+
+def bragg_vector_norm_per_m(metadata: Metadata, *, bragg_angle_deg: float | None = None) -> float | None:
+    """Return |G| = 4π sin θ_B / λ (1/m) of the measured reflection, or None when the wavelength
+    or the Bragg angle (``bragg_angle_deg``, default ``metadata.extra["bragg_angle_deg"]``) is
+    unknown. Its lattice spacing is d = 2π / |G|."""
+    wavelength = _positive(metadata.wavelength_m)
+    theta = _positive(bragg_angle_deg if bragg_angle_deg is not None else (metadata.extra or {}).get("bragg_angle_deg"))
+    if wavelength is None or theta is None or theta >= 90:
+        return None
+    return 4 * math.pi * math.sin(math.radians(theta)) / wavelength

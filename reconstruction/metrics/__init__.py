@@ -4,7 +4,8 @@
 - ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
 - ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
-- ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``.
+- ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``,
+  ``displacement_field`` (u = φ / |G| in m).
 """
 
 from reconstruction.metrics.alignment import (
@@ -17,6 +18,7 @@ from reconstruction.metrics.alignment import (
 from reconstruction.metrics.fourier_errors import fourier_errors, free_pixel_mask, poisson_llk
 from reconstruction.metrics.postprocess import (
     centre_object,
+    displacement_field,
     remove_phase_ramp,
     unwrap_phase,
     zero_phase_offset,
@@ -36,6 +38,7 @@ __all__ = [
     "align_to_reference",
     "centre_object",
     "compare_to_truth",
+    "displacement_field",
     "fourier_errors",
     "fourier_shift",
     "free_pixel_mask",

@@ -258,6 +258,7 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
         assert label in text, label
     # the fixture's data (an .npy pattern) carry no geometry: the page says why positions are in voxels
     assert "voxel size is not in the data's metadata" in page.inner_text("#units-note")
+    assert page.locator("#displacement-switch").is_hidden()  # no Bragg angle, no displacement
     first = int(page.get_attribute("body", "data-first-render-ms"))
     assert first <= int(page.get_attribute("body", "data-result-rendered-ms"))
     # the threshold slider recomputes the isosurface on the server
@@ -271,6 +272,41 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     assert page.is_checked("#ramp-toggle") and "rad per voxel along z, y, x" in page.inner_text("#ramp-values")
     page.locator("#iso-threshold").fill("0.5")
     page.wait_for_function("() => document.querySelector('#plot-iso .gtitle').textContent.includes('at 0.50 of max')")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_displacement_switch_recolours_the_result_in_pm_where_the_data_give_the_bragg_angle(
+    open_page, live_server, cast, records
+):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+
+    record = read_result(str(records.job.result_path))
+    meta = Metadata(wavelength_m=1.3776e-10, extra={"bragg_angle_deg": 17.16})
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.locator("#displacement-switch").is_visible() and not page.is_checked("#displacement-toggle")
+    assert "phase (rad)" in page.inner_text("#result")
+    page.click("#displacement-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?field=u$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#displacement-toggle")
+    assert "d = 0.2335 nm" in page.inner_text("#displacement-note")
+    assert page.inner_text("#panel-iso h2") == "Amplitude isosurface coloured by displacement"
+    text = page.inner_text("#result")
+    assert "u along G (pm)" in text and "phase (rad)" not in text
+    # the slice slider re-cuts the displacement volume and names it
+    page.locator("#object-sliders input[data-axis='0']").fill("9")
+    page.wait_for_function("() => [...document.querySelectorAll('#plot-object .annotation-text')]"
+                           ".some((a) => a.textContent.startsWith('u, z = 9'))")
+    # with the ramp switch too, both stay on
+    page.click("#ramp-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?ramp=1&field=u$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#ramp-toggle") and page.is_checked("#displacement-toggle")
+    shot(page, "fixture_result_displacement")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -155,6 +155,28 @@ def test_unwrapping_recovers_a_phase_gradient_wider_than_two_pi():
     assert np.ptp(diff) < 1e-4 and np.isnan(unwrapped[~support]).all()
 
 
+def test_the_displacement_field_is_the_unwrapped_phase_over_g_with_its_mean_removed():
+    """A bent crystal: u(r) = 150 pm · (z² − y²) / 8² along G of Au(111) wraps the phase twice;
+    u = φ / |G| comes back to a rigid shift, NaN outside, and the twin gives −u."""
+    from reconstruction.metrics import displacement_field, twin_of
+
+    obj = faceted_crystal(32, 16)
+    support = np.abs(obj) > 0.5
+    z, y, _ = np.indices(obj.shape) - 16
+    u_true = 150e-12 * (z**2 - y**2) / 64.0  # metres
+    g = 2 * np.pi / 2.3546e-10
+    assert np.ptp(g * u_true[support]) > 4 * np.pi  # the phase wraps
+    u = displacement_field(np.abs(obj) * np.exp(1j * g * u_true), g, support=support)
+    diff = (u - u_true)[support]
+    assert np.ptp(diff) < 1e-15 and np.isnan(u[~support]).all()
+    amp = np.abs(obj)[support]
+    assert abs(np.sum(amp * u[support]) / amp.sum()) < 1e-18  # mean displacement 0 (u ~ 1e-10 m)
+    u_twin = displacement_field(twin_of(np.abs(obj) * np.exp(1j * g * u_true)), g, support=twin_of(support.astype(np.float32)).real > 0.5)
+    assert np.allclose(twin_of(u_twin)[support], -u[support], atol=1e-15)
+    with pytest.raises(ValueError, match="positive"):
+        displacement_field(obj, 0.0)
+
+
 def test_the_object_pixel_size_is_wavelength_times_distance_over_detector_width():
     from reconstruction.io.types import Metadata
     from reconstruction.metrics import object_pixel_size_m

@@ -84,3 +84,25 @@ def test_a_two_theta_positioner_is_read_in_radians_or_degrees(tmp_path):
             pos["two_theta"] = value
             pos["two_theta"].attrs["units"] = units
         assert load_data(str(path)).metadata.extra["bragg_angle_deg"] == pytest.approx(20.0)
+
+
+def test_the_bragg_vector_of_a_known_reflection_is_two_pi_over_d():
+    from reconstruction.io.voxel import bragg_vector_norm_per_m
+
+    d = 4.0782e-10 / math.sqrt(3)  # Au(111)
+    wavelength = 1.3776e-10
+    theta = math.degrees(math.asin(wavelength / (2 * d)))
+    meta = _meta(wavelength_m=wavelength, extra={"bragg_angle_deg": theta})
+    assert bragg_vector_norm_per_m(meta) == pytest.approx(2 * math.pi / d, rel=1e-9)
+    assert bragg_vector_norm_per_m(_meta(), bragg_angle_deg=theta) == pytest.approx(4 * math.pi * math.sin(math.radians(theta)) / 1e-10)
+    assert bragg_vector_norm_per_m(_meta()) is None  # no Bragg angle
+    assert bragg_vector_norm_per_m(Metadata(extra={"bragg_angle_deg": theta})) is None  # no wavelength
+
+
+def test_the_real_gold_scan_is_a_gold_111_reflection(real_data):
+    from reconstruction.io import load_data
+    from reconstruction.io.voxel import bragg_vector_norm_per_m
+
+    data = load_data(str(real_data / "aps34idc_Au_S0054_rocking_scan.cxi"))
+    d = 2 * math.pi / bragg_vector_norm_per_m(data.metadata)
+    assert d == pytest.approx(4.0782e-10 / math.sqrt(3), rel=0.02)  # 0.2335 nm from 2θ = 34.3°

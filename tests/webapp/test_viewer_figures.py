@@ -44,7 +44,7 @@ def test_isosurface_phase_is_interpolated_through_cos_and_sin_so_wraps_do_not_sm
     mesh = figures.isosurface_mesh(amplitude, wrap(ramp), threshold=0.3)
     zc, yc, xc = (mesh["verts"] - 16.0).T
     truth = wrap(1.3 * xc + 0.7 * zc)
-    error = np.abs(wrap(mesh["phase"] - truth))
+    error = np.abs(wrap(mesh["values"] - truth))
     assert error.max() < 0.12
     # the naive interpolation of the wrapped phase would be off by up to ~π near every wrap
     from scipy import ndimage
@@ -338,3 +338,43 @@ def test_the_bundles_phase_is_blank_in_the_supports_low_amplitude_rim():
     amp_img = (amplitude / amplitude.max())[box][iz]
     assert np.array_equal(np.isnan(phase_img), ~(support[box][iz] & (amp_img >= figures.PHASE_SHOWN_ABOVE)))
     assert np.isnan(phase_img).any() and (~np.isnan(phase_img)).any()
+
+
+def test_the_displacement_view_colours_by_u_along_g_in_pm_where_g_is_known():
+    """A bent crystal (u = 40 pm · (x/4)², phase wrapping): with |G| the slices, volume and
+    isosurface show u in pm on a diverging scale; without it, the phase, and the switch is off."""
+    amplitude, coords = ball(24, 7.0)
+    g = 2 * math.pi / 0.2355e-9  # Au(111), 1/m
+    u_true_pm = 40.0 * (coords[2] / 4.0) ** 2
+    obj = (amplitude * np.exp(1j * g * u_true_pm * 1e-12)).astype(np.complex64)
+    support = amplitude > 0.05
+    plain = figures.object_bundle(obj, support)
+    assert plain["field"]["name"] == "phase" and plain["displacement"]["available"] is False
+    assert figures.object_bundle(obj, support, g_norm_per_m=g)["displacement"] == figures.displacement_info(g, False)
+    bundle = figures.object_bundle(obj, support, g_norm_per_m=g, displacement=True)
+    info = bundle["displacement"]
+    assert info["available"] and info["shown"] and info["d_spacing_nm"] == pytest.approx(0.2355)
+    assert bundle["field"] == {"name": "displacement", "label": "u", "title": "u along G (pm)"}
+    slices = bundle["slices"]
+    assert slices["layout"]["coloraxis2"]["colorbar"]["title"]["text"] == "u along G (pm)"
+    assert slices["layout"]["annotations"][3]["text"].startswith("u, z = ")
+    assert "pm" in slices["data"][3]["hovertemplate"]
+    # the z slice through the centre: u minus its amplitude-weighted mean over the crystal
+    shown = support & (amplitude / amplitude.max() >= figures.PHASE_SHOWN_ABOVE)
+    box = figures.support_bbox(support)
+    expected = u_true_pm - np.average(u_true_pm[shown], weights=amplitude[shown])
+    iz = bundle["index"][0]
+    image = encoding.decode_typed_array(slices["data"][3]["z"])
+    inside = shown[box][iz]
+    np.testing.assert_allclose(image[inside], expected[box][iz][inside], atol=0.05)
+    lo, hi = slices["layout"]["coloraxis2"]["cmin"], slices["layout"]["coloraxis2"]["cmax"]
+    assert lo == -hi and hi == pytest.approx(np.abs(expected[shown]).max(), rel=1e-3)
+    volume = bundle["phase"]
+    assert (volume["lo"], volume["hi"]) == (lo, hi)
+    trace = bundle["isosurface"]["data"][0]
+    assert trace["colorbar"]["title"]["text"] == "u along G (pm)" and (trace["cmin"], trace["cmax"]) == (lo, hi)
+    verts = np.stack([encoding.decode_typed_array(trace[k]) for k in ("z", "y", "x")], axis=1)
+    values = encoding.decode_typed_array(trace["intensity"])
+    x_local = verts[:, 2] - 12.0  # full-box positions (the crop's origin is added): centre 12
+    want = 40.0 * (x_local / 4.0) ** 2 - np.average(u_true_pm[shown], weights=amplitude[shown])
+    assert np.median(np.abs(values - want)) < 1.0 and np.isfinite(values).all()

@@ -333,6 +333,34 @@ def test_result_positions_are_in_nm_from_the_prepared_data_of_the_job(cast, reco
     assert iso["layout"]["scene"]["zaxis"]["title"]["text"] == "z (nm)" and iso["meta"]["unit"] == "nm"
 
 
+def test_the_displacement_view_needs_the_bragg_angle_and_follows_the_page_query(cast, records):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+
+    client = cast.client(cast.member)
+    figures_url = reverse("viewer:job_figures", args=[records.job.pk])
+    without = body_json(client.get(figures_url + "?field=u"))["result"]["object"]
+    assert without["displacement"]["available"] is False and without["field"]["name"] == "phase"
+    assert "Bragg angle" in without["displacement"]["note"]
+
+    record = read_result(str(records.job.result_path))
+    meta = Metadata(wavelength_m=1.3776e-10, extra={"bragg_angle_deg": 17.0})
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    phase = body_json(client.get(figures_url))["result"]["object"]
+    assert phase["displacement"]["available"] and not phase["displacement"]["shown"]
+    assert phase["displacement"]["d_spacing_nm"] == pytest.approx(0.13776 / (2 * np.sin(np.radians(17.0))))
+    shown = body_json(client.get(figures_url + "?ramp=1&field=u"))["result"]["object"]
+    assert shown["field"]["name"] == "displacement" and shown["displacement"]["shown"]
+    assert shown["phase_ramp"] is not None  # both switches at once
+    assert shown["isosurface"]["data"][0]["colorbar"]["title"]["text"] == "u along G (pm)"
+    iso = body_json(client.get(reverse("viewer:job_isosurface", args=[records.job.pk]) + "?threshold=0.4&field=u"))
+    assert iso["data"][0]["colorbar"]["title"]["text"] == "u along G (pm)"
+    html = client.get(reverse("viewer:job", args=[records.job.pk]) + "?ramp=1&field=u").content.decode()
+    assert 'id="displacement-toggle" checked' in html and 'id="ramp-toggle" checked' in html
+    assert f"{figures_url}?ramp=1&amp;field=u" in html  # the data-figures-url attribute
+    assert f"{figures_url}?ramp\\u003D1\\u0026field\\u003Du" in html  # the prefetch, escaped for a JS string
+
+
 def test_compare_aligns_a_shifted_twin_onto_the_first_result_and_says_so(cast, records, media_root):
     from reconstruction.io import read_result, write_result
     from reconstruction.metrics import fourier_shift, twin_of

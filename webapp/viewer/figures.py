@@ -14,6 +14,7 @@ quantised volumes the same way.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ PHASE_TICKS = {
     "tickvals": [-math.pi, -math.pi / 2, 0.0, math.pi / 2, math.pi],
     "ticktext": ["−π", "−π/2", "0", "π/2", "π"],
 }
+# Diverging scale for the displacement (ColorBrewer RdBu, blue negative, white 0, red positive).
+DISPLACEMENT_COLORSCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
 AMPLITUDE_COLORSCALE = "Greys"
 INTENSITY_COLORSCALE = "Viridis"
 INTENSITY_LEVEL_COLOURS = ("#3b528b", "#fde725", "#5ec962")
@@ -47,6 +50,49 @@ PHASE_SHOWN_ABOVE = 0.1
 DEFAULT_MAX_VERTICES = 30_000
 SEGMENT_COLOURS = {"ER": "rgba(31,119,180,0.08)", "HIO": "rgba(255,127,14,0.10)",
                    "RAAR": "rgba(44,160,44,0.10)"}  # fmt: skip
+
+
+
+
+@dataclass(frozen=True)
+class ColourField:
+    """What colours the isosurface and the lower row of slices: the phase (rad, cyclic) or the
+    displacement along the Bragg vector (pm, diverging, symmetric about 0)."""
+
+    name: str  # "phase" or "displacement"
+    title: str  # colour bar title, with the unit
+    label: str  # short name: slice titles, hover
+    unit: str
+    lo: float
+    hi: float
+    cyclic: bool
+    colorscale: Any
+    ticks: dict[str, Any] = field(default_factory=dict)
+    hover_format: str = ".2f"
+
+    def hover(self, value: str) -> str:
+        """Hover text of one value, ``value`` a plotly placeholder such as ``%{z}``."""
+        return f"{self.label} {value[:-1]}:{self.hover_format}}} {self.unit}"
+
+    def scale(self) -> dict[str, Any]:
+        """The plotly colour-scale keys of a trace or colour axis."""
+        return {"colorscale": self.colorscale, "cmin": self.lo, "cmax": self.hi}
+
+    def colorbar(self, **place: Any) -> dict[str, Any]:
+        """A plotly colour bar for this field."""
+        return {"title": {"text": self.title}, **self.ticks, **place}
+
+
+PHASE_FIELD = ColourField("phase", "phase (rad)", "phase", "rad", -math.pi, math.pi, True, PHASE_COLORSCALE, PHASE_TICKS)
+
+
+def displacement_colour(u_pm: np.ndarray) -> ColourField:
+    """The colour field of a displacement map ``u_pm`` (pm, NaN outside the crystal): symmetric
+    about 0 up to its largest magnitude."""
+    finite = np.abs(u_pm[np.isfinite(u_pm)])
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return ColourField("displacement", "u along G (pm)", "u", "pm", -top, top, False,
+                       DISPLACEMENT_COLORSCALE, hover_format=".1f")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- object helpers
@@ -87,13 +133,15 @@ def isosurface_mesh(
     threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES,
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    cyclic: bool = True,
 ) -> dict[str, Any]:
-    """Compute the amplitude isosurface and the phase at its vertices.
+    """Compute the amplitude isosurface and the phase (or another field) at its vertices.
 
     Parameters
     ----------
     amplitude : (Z, Y, X) float, >= 0.
-    phase : (Z, Y, X) float, rad (wrapped).
+    phase : (Z, Y, X) float, rad (wrapped); with ``cyclic=False`` any field (e.g. a
+        displacement in pm), NaN where unknown (filled from the nearest known voxel).
     threshold : iso-level as a fraction of max(amplitude), in (0, 1).
     max_vertices : vertex budget; marching cubes' ``step_size`` grows until it is met.
     origin : (z, y, x) offset in voxels added to the vertex positions.
@@ -101,8 +149,9 @@ def isosurface_mesh(
     Returns
     -------
     dict with ``verts`` (V, 3) float32 in voxels (z, y, x), ``faces`` (F, 3) int,
-    ``phase`` (V,) float32 rad in [-π, π] (cos and sin interpolated separately, then atan2),
-    ``step_size`` and ``level`` (absolute amplitude).
+    ``values`` (V,) float32: the phase in rad in [-π, π] (cos and sin interpolated separately,
+    then atan2), or the field interpolated linearly; ``step_size`` and ``level`` (absolute
+    amplitude).
     """
     if amplitude.ndim != 3 or phase.shape != amplitude.shape:
         raise InvalidDataError(f"expected two 3D arrays of one shape, got {amplitude.shape} and {phase.shape}")
@@ -121,15 +170,28 @@ def isosurface_mesh(
         step += 1
     verts = verts - 1.0  # undo the padding
     coords = verts.T
-    cos_v = ndimage.map_coordinates(np.cos(phase), coords, order=1, mode="nearest")
-    sin_v = ndimage.map_coordinates(np.sin(phase), coords, order=1, mode="nearest")
+    if cyclic:
+        cos_v = ndimage.map_coordinates(np.cos(phase), coords, order=1, mode="nearest")
+        sin_v = ndimage.map_coordinates(np.sin(phase), coords, order=1, mode="nearest")
+        values = np.arctan2(sin_v, cos_v)
+    else:
+        values = ndimage.map_coordinates(_fill_from_nearest(phase), coords, order=1, mode="nearest")
     return {
         "verts": (verts + np.asarray(origin, dtype=np.float64)).astype(np.float32),
         "faces": faces,
-        "phase": np.arctan2(sin_v, cos_v).astype(np.float32),
+        "values": values.astype(np.float32),
         "step_size": step,
         "level": level,
     }
+
+
+def _fill_from_nearest(volume: np.ndarray) -> np.ndarray:
+    """``volume`` with each NaN replaced by the value of the nearest finite voxel (0 if none)."""
+    bad = ~np.isfinite(volume)
+    if not bad.any() or bad.all():
+        return np.nan_to_num(volume)
+    nearest = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+    return volume[tuple(nearest)]
 
 
 def isosurface_figure(
@@ -141,14 +203,17 @@ def isosurface_figure(
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
     title: str = "",
     voxel_size_nm: tuple[float, float, float] | None = None,
+    colour: ColourField = PHASE_FIELD,
 ) -> dict[str, Any]:
     """Return a plotly figure dict: a ``mesh3d`` amplitude isosurface coloured by phase.
 
     amplitude, phase : (Z, Y, X); threshold : fraction of max amplitude; the colour scale is
     cyclic over [-π, π] rad; voxel_size_nm : (z, y, x) voxel size, then positions are in nm,
-    else in voxels. ``figure["meta"]`` carries threshold, step_size, n_vertices and unit.
+    else in voxels; colour : another field to colour by (``phase`` then holds it, e.g. the
+    displacement in pm). ``figure["meta"]`` carries threshold, step_size, n_vertices and unit.
     """
-    mesh = isosurface_mesh(amplitude, phase, threshold=threshold, max_vertices=max_vertices, origin=origin)
+    mesh = isosurface_mesh(amplitude, phase, threshold=threshold, max_vertices=max_vertices, origin=origin,
+                           cyclic=colour.cyclic)  # fmt: skip
     verts, faces = mesh["verts"], mesh["faces"]
     unit = "voxel" if voxel_size_nm is None else "nm"
     if voxel_size_nm is not None:
@@ -162,20 +227,19 @@ def isosurface_figure(
         "i": typed_array(faces[:, 0], index_dtype),
         "j": typed_array(faces[:, 1], index_dtype),
         "k": typed_array(faces[:, 2], index_dtype),
-        "intensity": typed_array(mesh["phase"]),
+        "intensity": typed_array(mesh["values"]),
         "intensitymode": "vertex",
-        "colorscale": PHASE_COLORSCALE,
-        "cmin": -math.pi,
-        "cmax": math.pi,
-        "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, "len": 0.8},
+        **colour.scale(),
+        "colorbar": colour.colorbar(len=0.8),
         "flatshading": False,
         "lighting": {"ambient": 0.55, "diffuse": 0.7, "specular": 0.15, "roughness": 0.6},
-        "hovertemplate": f"x %{{x:.1f}} {unit}<br>y %{{y:.1f}} {unit}<br>z %{{z:.1f}} {unit}<br>phase %{{intensity:.2f}} rad<extra></extra>",
+        "hovertemplate": f"x %{{x:.1f}} {unit}<br>y %{{y:.1f}} {unit}<br>z %{{z:.1f}} {unit}<br>"
+                         f"{colour.hover('%{intensity}')}<extra></extra>",
         "name": "amplitude isosurface",
     }
     scene_axis = {"showbackground": False, "gridcolor": "#ddd"}
     layout = {
-        "title": {"text": title or f"amplitude isosurface at {threshold:.2f} of max, coloured by phase"},
+        "title": {"text": title or f"isosurface at {threshold:.2f} of max amplitude"},  # the panel names the colour
         "scene": {
             "aspectmode": "data",
             "xaxis": {**scene_axis, "title": {"text": f"x ({unit})"}},
@@ -278,6 +342,7 @@ def object_slices_figure(
     index: tuple[int, ...] = (),
     origin: tuple[int, ...] = (0, 0, 0),
     voxel_size_nm: tuple[float, ...] | None = None,
+    colour: ColourField = PHASE_FIELD,
 ) -> dict[str, Any]:
     """Return amplitude and phase images: for 3D a 2 × 3 grid of slices along z, y, x
     (amplitude top, phase bottom); for 2D the two images side by side.
@@ -285,23 +350,24 @@ def object_slices_figure(
     amplitude : (Z, Y, X) or (Y, X) relative amplitude (max 1); phase : same shape, rad;
     support : bool (phase is NaN outside it, which plotly leaves blank); index : (iz, iy, ix)
     local indices (3D only); origin : voxel position of element [0, ...] in the full box;
-    voxel_size_nm : per-axis voxel size, then the axes are in nm, else in voxels (pixels in 2D).
+    voxel_size_nm : per-axis voxel size, then the axes are in nm, else in voxels (pixels in 2D);
+    colour : the field ``phase`` holds when it is not the phase (e.g. the displacement in pm).
     """
     unit = "nm" if voxel_size_nm is not None else ("pixel" if amplitude.ndim == 2 else "voxel")
     phase = np.where(support, phase, np.nan) if support is not None else phase
     amp_style = {"coloraxis": "coloraxis", "hovertemplate": "amplitude %{z:.3f}<extra></extra>"}
-    phase_style = {"coloraxis": "coloraxis2", "hovertemplate": "phase %{z:.2f} rad<extra></extra>"}
+    phase_style = {"coloraxis": "coloraxis2", "hovertemplate": f"{colour.hover('%{z}')}<extra></extra>"}
     if amplitude.ndim == 2:
         oy, ox = origin if len(origin) == 2 else (0, 0)
         step = (1.0, 1.0) if voxel_size_nm is None else (voxel_size_nm[-1], voxel_size_nm[-2])
         traces = [_heatmap(amplitude, 1, origin=(ox, oy), step=step, **amp_style),
                   _heatmap(phase, 2, origin=(ox, oy), step=step, **phase_style)]  # fmt: skip
-        layout = _grid_layout([["amplitude", "phase"]], axes=[("x", "y")] * 2, unit=unit, height=460, gap_x=0.1)
+        layout = _grid_layout([["amplitude", colour.name]], axes=[("x", "y")] * 2, unit=unit, height=460, gap_x=0.1)
         bars = ({"x": 0.9, "y": 0.76, "len": 0.46}, {"x": 0.9, "y": 0.24, "len": 0.46})
     else:
         origins, steps = _slice_origins(tuple(origin)), _slice_steps(voxel_size_nm)
         titles = [[f"amplitude, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)],
-                  [f"phase, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)]]  # fmt: skip
+                  [f"{colour.label}, {AXIS_NAMES[a]} = {index[a] + origin[a]}" for a in range(3)]]  # fmt: skip
         traces = [_heatmap(take_slice(amplitude, a, index[a]), a + 1, origin=origins[a], step=steps[a], **amp_style)
                   for a in range(3)]  # fmt: skip
         traces += [_heatmap(take_slice(phase, a, index[a]), a + 4, origin=origins[a], step=steps[a], **phase_style)
@@ -313,8 +379,7 @@ def object_slices_figure(
         _rows_downwards(layout)
     layout["coloraxis"] = {"colorscale": AMPLITUDE_COLORSCALE, "reversescale": True, "cmin": 0, "cmax": 1,
                            "colorbar": {"title": {"text": "amplitude (a.u.)"}, **bars[0]}}  # fmt: skip
-    layout["coloraxis2"] = {"colorscale": PHASE_COLORSCALE, "cmin": -math.pi, "cmax": math.pi,
-                            "colorbar": {"title": {"text": "phase (rad)"}, **PHASE_TICKS, **bars[1]}}  # fmt: skip
+    layout["coloraxis2"] = {**colour.scale(), "colorbar": colour.colorbar(**bars[1])}
     return {"data": traces, "layout": layout}
 
 
@@ -614,18 +679,45 @@ def crop_object(
 def object_isosurface_figure(
     obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
-    remove_ramp: bool = False,
+    remove_ramp: bool = False, g_norm_per_m: float | None = None, displacement: bool = False,
 ) -> dict[str, Any]:
     """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``);
     positions in nm when ``voxel_size_m`` (m per axis) is fully known, else in voxels;
-    ``remove_ramp`` as in ``object_bundle``."""
+    ``remove_ramp``, ``g_norm_per_m`` and ``displacement`` as in ``object_bundle``."""
     if remove_ramp:
         obj, _ = _without_phase_ramp(obj, support)
-    amp_c, ph_c, _, origin = crop_object(obj, support, threshold=threshold)
+    amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     if amp_c.ndim != 3:
         raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
     nm = units_info(voxel_size_m, 3)["voxel_size_nm"]
-    return isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices, origin=origin, voxel_size_nm=nm)
+    values, colour = _colour_values(amp_c, ph_c, sup_c & (amp_c >= PHASE_SHOWN_ABOVE),
+                                    g_norm_per_m if displacement else None)  # fmt: skip
+    return isosurface_figure(amp_c, values, threshold=threshold, max_vertices=max_vertices, origin=origin,
+                             voxel_size_nm=nm, colour=colour)  # fmt: skip
+
+
+def _colour_values(
+    amplitude: np.ndarray, phase: np.ndarray, shown: np.ndarray, g_norm_per_m: float | None
+) -> tuple[np.ndarray, ColourField]:
+    """The values that colour the object (the phase, or with ``g_norm_per_m`` the displacement
+    along G in pm, NaN outside ``shown``) and their colour field."""
+    if g_norm_per_m is None:
+        return phase, PHASE_FIELD
+    from reconstruction.metrics import displacement_field
+
+    u_pm = 1e12 * displacement_field(amplitude * np.exp(1j * phase), g_norm_per_m, support=shown)
+    return u_pm.astype(np.float32), displacement_colour(u_pm)
+
+
+def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]:
+    """Whether the displacement along G can be shown (|G| known) and is shown, with |G| and d."""
+    if g_norm_per_m is None:
+        return {"available": False, "shown": False,
+                "note": "displacement: needs the wavelength and the Bragg angle in the data's metadata"}  # fmt: skip
+    g_nm, d_nm = g_norm_per_m * 1e-9, 2 * math.pi / g_norm_per_m * 1e9
+    note = (f"u = φ / |G| along the Bragg vector, |G| = 4π sin θ_B / λ = {g_nm:.2f} nm⁻¹ (d = {d_nm:.4f} nm); "
+            "mean over the crystal set to 0, sign reversed for the twin solution")  # fmt: skip
+    return {"available": True, "shown": shown, "g_norm_per_nm": g_nm, "d_spacing_nm": d_nm, "note": note}
 
 
 def units_info(voxel_size_m: tuple[float | None, ...] | None, ndim: int) -> dict[str, Any]:
@@ -664,6 +756,8 @@ def object_bundle(
     max_vertices: int = DEFAULT_MAX_VERTICES,
     voxel_size_m: tuple[float | None, ...] | None = None,
     remove_ramp: bool = False,
+    g_norm_per_m: float | None = None,
+    displacement: bool = False,
 ) -> dict[str, Any]:
     """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
 
@@ -674,7 +768,11 @@ def object_bundle(
     Arrays are cropped to the support's bounding box (+2 voxels); ``origin`` is that box's
     corner in the full grid, ``index`` the default (centre-of-mass) slice. Phase is shown inside
     the support where the amplitude is at least ``PHASE_SHOWN_ABOVE`` of its maximum. 2D objects
-    have no isosurface and no volumes (``isosurface`` None).
+    have no isosurface and no volumes (``isosurface`` None). g_norm_per_m : |G| (1/m) of a Bragg
+    reflection, None when unknown; with ``displacement`` the displacement along G (pm,
+    ``reconstruction.metrics.displacement_field``) replaces the phase in the isosurface colours,
+    the slices and the ``phase`` volume; ``field`` names what they show, ``displacement`` says
+    whether it can be shown (``displacement_info``).
     """
     ramp = None
     if remove_ramp:
@@ -684,6 +782,7 @@ def object_bundle(
     shown = sup_c & (amp_c >= PHASE_SHOWN_ABOVE)
     units = units_info(voxel_size_m, obj.ndim)
     nm = units["voxel_size_nm"]
+    values, colour = _colour_values(amp_c, ph_c, shown, g_norm_per_m if displacement else None)
     out: dict[str, Any] = {
         "ndim": obj.ndim,
         "shape": list(obj.shape),
@@ -693,13 +792,17 @@ def object_bundle(
         "units": units,
         "isosurface": None,
         "phase_ramp": ramp,
-        "slices": object_slices_figure(amp_c, ph_c, shown, index=index, origin=origin, voxel_size_nm=nm),
+        "field": {"name": colour.name, "label": colour.label, "title": colour.title},
+        "displacement": displacement_info(g_norm_per_m, colour.name == "displacement"),
+        "slices": object_slices_figure(
+            amp_c, values, shown, index=index, origin=origin, voxel_size_nm=nm, colour=colour
+        ),
     }
     if obj.ndim == 3:
-        out["isosurface"] = isosurface_figure(amp_c, ph_c, threshold=threshold, max_vertices=max_vertices,
-                                              origin=origin, voxel_size_nm=nm)  # fmt: skip
+        out["isosurface"] = isosurface_figure(amp_c, values, threshold=threshold, max_vertices=max_vertices,
+                                              origin=origin, voxel_size_nm=nm, colour=colour)  # fmt: skip
         out["amplitude"] = encode_volume(amp_c, lo=0.0, hi=1.0)
-        out["phase"] = encode_volume(np.where(shown, ph_c, np.nan), lo=-math.pi, hi=math.pi)
+        out["phase"] = encode_volume(np.where(shown, values, np.nan), lo=colour.lo, hi=colour.hi)
     return out
 
 
@@ -781,11 +884,13 @@ def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None =
 def result_bundle(
     record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES,
     voxel_size_m: tuple[float | None, ...] | None = None, remove_ramp: bool = False,
+    g_norm_per_m: float | None = None, displacement: bool = False,
 ) -> dict[str, Any]:
     """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
 
     Keys: ``object`` (see ``object_bundle``; positions in nm when ``voxel_size_m``, m per axis,
-    is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
+    is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged;
+    ``g_norm_per_m``, ``displacement``: the displacement along G instead of the phase), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
     intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
     ``algorithm``.
     """
@@ -793,7 +898,7 @@ def result_bundle(
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
     bundle: dict[str, Any] = {
         "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices, voxel_size_m=voxel_size_m,
-                                remove_ramp=remove_ramp),
+                                remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m, displacement=displacement),
         "diffraction": None,
         "errors": None,
         "prtf": None,

@@ -1,6 +1,8 @@
-"""Where a job's result grid gets its real-space voxel size: the (prepared) data it was phased from.
+"""Where a job's result grid gets its real-space voxel size and Bragg vector: the (prepared) data
+it was phased from.
 
-The physics is ``reconstruction.io.voxel.voxel_size_m``; this module only finds the data file
+The physics is ``reconstruction.io.voxel`` (``voxel_size_m``, ``bragg_vector_norm_per_m``); this
+module only finds the data file
 (the ``prepared.cxi`` of the job, of its pipeline's predict step or of an ancestor, else the
 job's dataset, prepared as the phasing prepared it) and checks that its grid is the result's.
 """
@@ -20,11 +22,12 @@ def _data_files(job: Job) -> list[Path]:
     return files
 
 
-def job_voxel_size_m(job: Job, shape: tuple[int, ...]) -> tuple[float | None, ...] | None:
+def job_grid_scales(job: Job, shape: tuple[int, ...]) -> tuple[tuple[float | None, ...] | None, float | None]:
     """Voxel size (m per axis, axis 0 first; None where unknown) of ``job``'s result grid
-    ``shape``, or None when no data file on that grid can be read."""
+    ``shape`` and |G| (1/m) of the measured reflection (None unless the data give the wavelength
+    and the Bragg angle); (None, None) when no data file on that grid can be read."""
     from reconstruction.errors import ReconstructionError
-    from reconstruction.io.voxel import voxel_size_m
+    from reconstruction.io.voxel import bragg_vector_norm_per_m, voxel_size_m
     from reconstruction.io.workflow import load_prepared
 
     for path in _data_files(job):
@@ -33,5 +36,5 @@ def job_voxel_size_m(job: Job, shape: tuple[int, ...]) -> tuple[float | None, ..
         except (ReconstructionError, OSError, ValueError):
             continue
         if tuple(data.shape) == tuple(shape):
-            return voxel_size_m(data.metadata, tuple(shape))
-    return None
+            return voxel_size_m(data.metadata, tuple(shape)), bragg_vector_norm_per_m(data.metadata)
+    return None, None

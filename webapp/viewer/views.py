@@ -26,7 +26,7 @@ from webapp.core import access, schemas, selectors, services
 from webapp.core.models import Dataset, Job, ModelVersion
 from webapp.viewer import figures
 from webapp.viewer.cache import cached_gzip_json, gzip_json_response
-from webapp.viewer.units import job_voxel_size_m
+from webapp.viewer.units import job_grid_scales
 
 LOG_TAIL_LINES = 60
 DASHBOARD_ROWS = 200
@@ -374,7 +374,9 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "has_result_kind": job.kind in ("predict", "refine", "phase", "pipeline"),
         "is_training": job.kind in ("train", "finetune"),
         "trained_models": list(job.trained_models.all()),
-        "ramp_query": "?ramp=1" if _ramp(request) else "",
+        "view_query": _view_query(request),
+        "ramp": _ramp(request),
+        "displacement": _displacement(request),
     }
     return render(request, "viewer/job.html", context)
 
@@ -447,6 +449,17 @@ def _ramp(request: HttpRequest) -> bool:
     return request.GET.get("ramp") == "1"
 
 
+def _displacement(request: HttpRequest) -> bool:
+    """True when the request asks for the displacement along G instead of the phase (``?field=u``)."""
+    return request.GET.get("field") == "u"
+
+
+def _view_query(request: HttpRequest) -> str:
+    """The query string of the result page's view switches (ramp removed, displacement), or ""."""
+    parts = (["ramp=1"] if _ramp(request) else []) + (["field=u"] if _displacement(request) else [])
+    return "?" + "&".join(parts) if parts else ""
+
+
 def _max_vertices(request: HttpRequest) -> int:
     """The vertex budget of the request (1,000 … 200,000)."""
     try:
@@ -476,7 +489,7 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
         threshold, budget = _threshold(request), _max_vertices(request)
     except ValidationError as exc:
         return JsonResponse({"error": _error_text(exc)}, status=400)
-    ramp = _ramp(request)
+    ramp, displacement = _ramp(request), _displacement(request)
     summary = _summary(job)
     history = summary.get("history") or {k: v for k, v in (summary.get("curves") or {}).items() if "loss" in k}
     loss = figures.loss_curves_figure(history) if history and job.kind in ("train", "finetune") else None
@@ -486,13 +499,14 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
 
     def compute() -> dict[str, Any]:
         record = _read_result(job)
-        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        voxel, g_norm = job_grid_scales(job, np.shape(record.obj))
         return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget, voxel_size_m=voxel,
-                                                        remove_ramp=ramp)}  # fmt: skip
+                                                        remove_ramp=ramp, g_norm_per_m=g_norm,
+                                                        displacement=displacement)}  # fmt: skip
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, ramp=ramp,
-                                   version=2)  # fmt: skip
+                                   displacement=displacement, version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -514,16 +528,17 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
     def compute() -> dict[str, Any]:
         record = _read_result(job)
         support = None if record.support is None else np.asarray(record.support, dtype=bool)
-        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        voxel, g_norm = job_grid_scales(job, np.shape(record.obj))
         return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold,
-                                                max_vertices=budget, voxel_size_m=voxel, remove_ramp=ramp)  # fmt: skip
+                                                max_vertices=budget, voxel_size_m=voxel, remove_ramp=ramp,
+                                                g_norm_per_m=g_norm, displacement=displacement)  # fmt: skip
 
-    ramp = _ramp(request)
+    ramp, displacement = _ramp(request), _displacement(request)
     if job.status != "succeeded" or not job.result_path.exists():
         raise Http404("this job has no result")
     try:
         payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, ramp=ramp,
-                                   version=2)  # fmt: skip
+                                   displacement=displacement, version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)
@@ -587,7 +602,7 @@ def job_aligned(request: HttpRequest, pk: int) -> HttpResponse:
 
     def compute() -> dict[str, Any]:
         record, ref_record = _read_result(job), _read_result(reference)
-        voxel = job_voxel_size_m(job, np.shape(record.obj))
+        voxel, _ = job_grid_scales(job, np.shape(record.obj))
         return {"job": job.pk, "status": job.status, "reference": reference.pk,
                 "result": figures.aligned_result_bundle(record, ref_record, voxel_size_m=voxel)}  # fmt: skip
 

@@ -117,14 +117,27 @@
     return Plotly.relayout("plot-iso", update);
   }
 
-  /* The "phase ramp removed" switch reloads the page with or without ?ramp=1. */
-  function showRamp(ramp) {
-    const toggle = $("ramp-toggle");
-    toggle.checked = root.dataset.ramp === "1";
-    toggle.onchange = () => { window.location.search = toggle.checked ? "?ramp=1" : ""; };
-    $("ramp-values").textContent = ramp
-      ? `(${ramp.map((g) => g.toFixed(3)).join(", ")} rad per ${ramp.length === 3 ? "voxel along z, y, x" : "pixel along y, x"})`
+  /* The view switches reload the page with their query: "phase ramp removed" (?ramp=1) and,
+   * where |G| is known, "displacement u along G" (?field=u). */
+  function showViewSwitches(obj) {
+    const ramp = $("ramp-toggle");
+    const disp = $("displacement-toggle");
+    ramp.checked = root.dataset.ramp === "1";
+    disp.checked = root.dataset.displacement === "1";
+    const reload = () => {
+      const parts = (ramp.checked ? ["ramp=1"] : []).concat(disp.checked ? ["field=u"] : []);
+      window.location.search = parts.length ? `?${parts.join("&")}` : "";
+    };
+    ramp.onchange = reload;
+    disp.onchange = reload;
+    const r = obj.phase_ramp;
+    $("ramp-values").textContent = r
+      ? `(${r.map((g) => g.toFixed(3)).join(", ")} rad per ${r.length === 3 ? "voxel along z, y, x" : "pixel along y, x"})`
       : "";
+    const d = obj.displacement || { available: false };
+    $("displacement-switch").hidden = !d.available;
+    $("displacement-note").textContent = d.available && d.shown ? `(${d.note})` : "";
+    document.querySelectorAll(".field-name").forEach((el) => { el.textContent = obj.field ? obj.field.name : "phase"; });
   }
 
   function drawSlices(obj) {
@@ -135,7 +148,7 @@
       return Plotly.newPlot("plot-object", obj.slices.data, obj.slices.layout, CDI.PLOT_CONFIG);
     }
     const viewer = new CDI.SliceViewer($("plot-object"), obj.slices, [obj.amplitude, obj.phase],
-      { origin: obj.origin, index: obj.index, names: ["amplitude", "phase"] });
+      { origin: obj.origin, index: obj.index, names: ["amplitude", obj.field ? obj.field.label : "phase"] });
     CDI.makeSliders($("object-sliders"), { ranges: viewer.ranges(), values: viewer.global,
       onInput: (a, v) => viewer.setIndex(a, v) });
     return viewer.draw();
@@ -194,7 +207,7 @@
       CDI.metricsRows($("metrics-table"), r.metrics);
       $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
       CDI.unitsNote($("units-note"), r.object.units);
-      showRamp(r.object.phase_ramp);
+      showViewSwitches(r.object);
       plots.push(drawSlices(r.object));
       if (r.errors) {
         $("panel-errors").hidden = false;
