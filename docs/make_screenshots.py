@@ -9,7 +9,8 @@ It signs in with the demo account, uploads the raw file on the upload page, open
 page, submits a ``pipeline`` job (shipped model, then ``ER**50`` with shrink-wrap) and a conventional ``phase`` job
 (600 iterations, 4 random starts) from the submit forms with their defaults, catches the phase job
 while it runs, and, once both succeeded, saves the result viewer (isosurface coloured by phase and
-slices, diffraction, error curves and PRTF), the comparison of prediction, refinement and
+slices, then by the displacement along G after a click on its switch, diffraction, error curves
+and PRTF), the comparison of prediction, refinement and
 conventional phasing, and the dashboard. Debian's Chromium (``/usr/bin/chromium``) through
 Playwright, headless, 1280×800; nothing is downloaded. Prints the χ² of each job.
 """
@@ -108,6 +109,12 @@ def main() -> int:
         card(page, "plot-iso").locator("xpath=..").screenshot(path=str(args.out / "result_isosurface.png"))
         card(page, "plot-diffraction").screenshot(path=str(args.out / "result_diffraction.png"))
         compare_url = page.get_attribute("#compare-link", "href")
+        page.click("#displacement-toggle")  # the file gives λ and θ_B: u along G in pm
+        page.wait_for_url(re.compile(r".*\?field=u$"))
+        page.wait_for_selector("body[data-result-rendered='1']", timeout=120_000)
+        page.wait_for_timeout(800)
+        print(f"displacement: {page.inner_text('#displacement-note')}", flush=True)
+        card(page, "plot-iso").locator("xpath=..").screenshot(path=str(args.out / "result_displacement.png"))
 
         page.goto(phase_url)
         print(f"phase: {wait_finished(page)}", flush=True)

@@ -368,7 +368,8 @@ def test_the_displacement_view_colours_by_u_along_g_in_pm_where_g_is_known():
     inside = shown[box][iz]
     np.testing.assert_allclose(image[inside], expected[box][iz][inside], atol=0.05)
     lo, hi = slices["layout"]["coloraxis2"]["cmin"], slices["layout"]["coloraxis2"]["cmax"]
-    assert lo == -hi and hi == pytest.approx(np.abs(expected[shown]).max(), rel=1e-3)
+    assert lo == -hi and hi == pytest.approx(np.percentile(np.abs(expected[shown]), 99), rel=1e-2)
+    assert hi < np.abs(expected[shown]).max()  # the scale ends at the 99th percentile, not at the rim's extreme
     volume = bundle["phase"]
     assert (volume["lo"], volume["hi"]) == (lo, hi)
     trace = bundle["isosurface"]["data"][0]

@@ -39,6 +39,7 @@ PHASE_TICKS = {
 }
 # Diverging scale for the displacement (ColorBrewer RdBu, blue negative, white 0, red positive).
 DISPLACEMENT_COLORSCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
+DISPLACEMENT_RANGE_PERCENTILE = 99.0
 AMPLITUDE_COLORSCALE = "Greys"
 INTENSITY_COLORSCALE = "Viridis"
 INTENSITY_LEVEL_COLOURS = ("#3b528b", "#fde725", "#5ec962")
@@ -88,9 +89,11 @@ PHASE_FIELD = ColourField("phase", "phase (rad)", "phase", "rad", -math.pi, math
 
 def displacement_colour(u_pm: np.ndarray) -> ColourField:
     """The colour field of a displacement map ``u_pm`` (pm, NaN outside the crystal): symmetric
-    about 0 up to its largest magnitude."""
+    about 0 up to the 99th percentile of |u|, so that a few noisy rim voxels do not wash out the
+    crystal (larger values take the end colours)."""
     finite = np.abs(u_pm[np.isfinite(u_pm)])
-    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    top = float(np.percentile(finite, DISPLACEMENT_RANGE_PERCENTILE)) if finite.size else 0.0
+    top = top if top > 0 else 1.0
     return ColourField("displacement", "u along G (pm)", "u", "pm", -top, top, False,
                        DISPLACEMENT_COLORSCALE, hover_format=".1f")  # fmt: skip
 
