@@ -133,6 +133,27 @@ def test_npz_download_holds_the_complex_object_and_its_support(cast, records):
     data = np.load(io.BytesIO(response.content))
     assert data["obj"].dtype == np.complex64 and data["obj"].shape == (16, 16, 16)
     assert data["support"].dtype == bool
+    assert np.isnan(data["voxel_size_m"]).all() and "displacement_m" not in data  # an .npy pattern: no geometry
+
+
+def test_npz_download_carries_the_voxel_size_and_the_displacement_where_the_data_give_them(cast, records):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.metrics import displacement_field
+
+    record = read_result(str(records.job.result_path))
+    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    extra={"bragg_angle_deg": 17.16})  # fmt: skip
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    data = np.load(io.BytesIO(cast.client(cast.member).get(reverse("viewer:job_npz", args=[records.job.pk])).content))
+    detector = 1.3776e-10 * 0.5 / (16 * 55e-6)
+    assert np.isnan(data["voxel_size_m"][0]) and data["voxel_size_m"][1:] == pytest.approx([detector] * 2)
+    g = 4 * np.pi * np.sin(np.radians(17.16)) / 1.3776e-10
+    assert float(data["g_norm_per_m"]) == pytest.approx(g)
+    u = data["displacement_m"]
+    shown = data["support"] & (np.abs(data["obj"]) >= 0.1 * np.abs(data["obj"]).max())
+    assert np.array_equal(np.isfinite(u), shown)
+    np.testing.assert_allclose(u[shown], displacement_field(data["obj"], g, support=shown)[shown], rtol=1e-5)
 
 
 def test_job_status_reports_progress_curves_and_log_tail(cast, records):

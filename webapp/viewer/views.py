@@ -547,13 +547,24 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
-    """The result's object and support as an NPZ file (obj complex64, support bool, centred)."""
+    """The result as an NPZ file: obj (complex64, centred), support (bool), algorithm,
+    voxel_size_m (m per axis, NaN where unknown) and, where the data give |G|, g_norm_per_m (1/m)
+    and displacement_m (u along G in m, NaN outside the support and below 10 % amplitude)."""
+    from reconstruction.metrics import displacement_field
+
     job = selectors.job_get_for_user(request.user, pk)
     record = _read_result(job)
+    obj = np.asarray(record.obj, dtype=np.complex64)
+    support = np.asarray(record.support, dtype=bool) if record.support is not None else np.ones(obj.shape, bool)
+    voxel, g_norm = job_grid_scales(job, obj.shape)
+    arrays = {"obj": obj, "support": support, "algorithm": np.array(record.algorithm or ""),
+              "voxel_size_m": np.array([np.nan if v is None else v for v in (voxel or (None,) * obj.ndim)])}  # fmt: skip
+    if g_norm is not None:
+        shown = support & (np.abs(obj) >= figures.PHASE_SHOWN_ABOVE * np.abs(obj).max())
+        arrays["g_norm_per_m"] = np.array(g_norm)
+        arrays["displacement_m"] = displacement_field(obj, g_norm, support=shown).astype(np.float32)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, obj=np.asarray(record.obj, dtype=np.complex64),
-                        support=np.asarray(record.support, dtype=bool),
-                        algorithm=np.array(record.algorithm or ""))  # fmt: skip
+    np.savez_compressed(buffer, **arrays)
     response = HttpResponse(buffer.getvalue(), content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="job{job.pk}_object.npz"'
     return response
