@@ -53,8 +53,6 @@ SEGMENT_COLOURS = {"ER": "rgba(31,119,180,0.08)", "HIO": "rgba(255,127,14,0.10)"
                    "RAAR": "rgba(44,160,44,0.10)"}  # fmt: skip
 
 
-
-
 @dataclass(frozen=True)
 class ColourField:
     """What colours the isosurface and the lower row of slices: the phase (rad, cyclic) or the
