@@ -114,6 +114,24 @@ def test_per_pattern_optimisation_lowers_the_loss_on_that_pattern():
     assert np.mean(info["loss"][-3:]) < info["loss"][0]
 
 
+def test_per_pattern_optimisation_on_the_cpu_doubles_the_batch_without_changing_the_result(monkeypatch):
+    """The pattern goes in twice per CPU batch (a faster convolution path): the same losses and
+    weights as a batch of one, step for step (from given weights, BatchNorm frozen)."""
+    import reconstruction.nn.predict as predict
+
+    _, intensity = ellipsoid_object(16, seed=5)
+    runs = {}
+    for copies in (1, predict.CPU_BATCH_COPIES):
+        monkeypatch.setattr(predict, "CPU_BATCH_COPIES", copies)
+        torch.manual_seed(0)
+        runs[copies] = optimise_on_pattern(PhaseNet(TINY), intensity, steps=6, lr=3e-3)
+    (one, info1), (two, info2) = runs[1], runs[predict.CPU_BATCH_COPIES]
+    assert predict.CPU_BATCH_COPIES == 2 and len(info1["loss"]) == len(info2["loss"]) == 6
+    np.testing.assert_allclose(info2["loss"], info1["loss"], rtol=1e-5)
+    for a, b in zip(one.state_dict().values(), two.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
 def test_pipeline_prepares_predicts_and_refines_a_raw_file(tmp_path, tiny_model):
     from reconstruction.nn.workflow import pipeline_file
 
