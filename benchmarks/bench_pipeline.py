@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
 from reconstruction.nn import load_checkpoint, predict_objects
-from reconstruction.nn.predict import optimise_on_pattern
+from reconstruction.nn.predict import OPTIMISE_LR, optimise_on_pattern
 from reconstruction.nn.testing import object_ssim
 from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path
 from reconstruction.phasing import phase_retrieve
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="shrink-wrap during the extra refine")
     parser.add_argument("--optimise-steps", type=int, default=0,
                         help="add the per-pattern route: optimise the weights N steps on each pattern")
-    parser.add_argument("--optimise-lr", type=float, default=1e-4, help="its learning rate")
+    parser.add_argument("--optimise-lr", type=float, default=OPTIMISE_LR, help="its learning rate")
     args = parser.parse_args(argv)
     cache_path = Path(args.conventional_cache) if args.conventional_cache else None
     cache: dict[str, dict[str, float]] = {}

@@ -130,6 +130,9 @@ def predict_objects(
 # and gradient are those of one copy, but batch 1 takes PyTorch's slow convolution path (see
 # ``_forward``; a 64³ step of the shipped model 0.6 -> 0.16 s on 2 cores).
 CPU_BATCH_COPIES = 2
+# Learning rate of per-pattern optimisation: of 1e-4, 3e-4 and 1e-3 for 30 steps of the shipped
+# 3D model, 3e-4 gave the best starts (benchmarks/RESULTS.md, *Per-pattern optimisation measured*).
+OPTIMISE_LR = 3e-4
 
 
 class _Repeat(torch.utils.data.Dataset):
@@ -152,7 +155,7 @@ def optimise_on_pattern(
     mask: np.ndarray | None = None,
     *,
     steps: int = 100,
-    lr: float = 1e-4,
+    lr: float = OPTIMISE_LR,
     from_scratch: bool = False,
     seed: int = 0,
     device: torch.device | str = "cpu",

@@ -23,7 +23,7 @@ from reconstruction.nn.augment import AugmentedPatterns
 from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint
 from reconstruction.nn.config import TrainRecipe, get_recipe
 from reconstruction.nn.model import PhaseNet
-from reconstruction.nn.predict import check_input_shape, optimise_on_pattern, predict_objects
+from reconstruction.nn.predict import OPTIMISE_LR, check_input_shape, optimise_on_pattern, predict_objects
 from reconstruction.nn.train import (
     CachedItems,
     NetworkItems,
@@ -456,7 +456,7 @@ def predict_file(
     device: str = "auto",
     threshold: float = 0.1,
     optimise_steps: int = 0,
-    optimise_lr: float = 1e-4,
+    optimise_lr: float = OPTIMISE_LR,
     from_scratch: bool = False,
     progress: ProgressCallback | None = None,
     cancel: Any = None,
