@@ -89,9 +89,6 @@ def bragg_angle_from_detector_arms(arm_a_deg: float, arm_b_deg: float) -> float 
     return two_theta / 2.0 if 0.0 < two_theta < 180.0 else None
 
 
-__all__ = ["bragg_angle_from_detector_arms", "voxel_size_m"]
-
-
 def bragg_vector_norm_per_m(metadata: Metadata, *, bragg_angle_deg: float | None = None) -> float | None:
     """Return |G| = 4π sin θ_B / λ (1/m) of the measured reflection, or None when the wavelength
     or the Bragg angle (``bragg_angle_deg``, default ``metadata.extra["bragg_angle_deg"]``) is
@@ -101,3 +98,7 @@ def bragg_vector_norm_per_m(metadata: Metadata, *, bragg_angle_deg: float | None
     if wavelength is None or theta is None or theta >= 90:
         return None
     return 4 * math.pi * math.sin(math.radians(theta)) / wavelength
+
+
+__all__ = ["bragg_angle_from_detector_arms", "bragg_vector_norm_per_m", "voxel_size_m"]
+
