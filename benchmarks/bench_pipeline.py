@@ -171,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         def scored(prefix: str, result, seconds: float, time_key: str, i: int = i, free=free) -> dict[str, float]:
             return _scored(prefix, result.obj, truths[i], intens[i], masks[i], free, seconds, time_key)
 
+        def er50(start, start_support, i: int = i):
+            """ER**50 from a network prediction, as ``refine`` runs it."""
+            return phase_retrieve(
+                intens[i], mask=masks[i], support=start_support, initial_object=start, algorithm="ER**50",
+                n_cycles=1, device="cpu", shrinkwrap=not args.fixed_support,
+            )
+
         t0 = time.perf_counter()
-        ref = phase_retrieve(
-            intens[i], mask=masks[i], support=sup, initial_object=obj, algorithm="ER**50",
-            n_cycles=1, device="cpu", shrinkwrap=not args.fixed_support,
-        )
+        ref = er50(obj, sup)
         row.update(scored("refined", ref, time.perf_counter() - t0, "refine_s"))
         if args.extra_refine:
             t0 = time.perf_counter()
@@ -190,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             tuned, _ = optimise_on_pattern(model, intens[i], masks[i], steps=args.optimise_steps, lr=args.optimise_lr)
             opt_obj, opt_sup = (a[0] for a in predict_objects(tuned, intens[i], masks[i]))
             row["optimised_nn_rel_error"] = compare_to_truth(opt_obj, truths[i], support=inside)["rel_error"]
-            opt = phase_retrieve(
-                intens[i], mask=masks[i], support=opt_sup, initial_object=opt_obj, algorithm="ER**50",
-                n_cycles=1, device="cpu", shrinkwrap=not args.fixed_support,
-            )
+            opt = er50(opt_obj, opt_sup)
             row.update(scored("optimised", opt, time.perf_counter() - t0, "optimised_s"))
         key = (f"{HELD_OUT_SEED + i}:{args.kind}:{CONVENTIONAL}x3:runs{args.runs}:seed{i}"
                f":sw{ShrinkWrap().threshold:g}")
