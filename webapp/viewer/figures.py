@@ -691,10 +691,15 @@ def object_isosurface_figure(
     if amp_c.ndim != 3:
         raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
     nm = units_info(voxel_size_m, 3)["voxel_size_nm"]
-    values, colour = _colour_values(amp_c, ph_c, sup_c & (amp_c >= PHASE_SHOWN_ABOVE),
-                                    g_norm_per_m if displacement else None)  # fmt: skip
+    values, colour = _colour_values(amp_c, ph_c, shown_region(amp_c, sup_c), g_norm_per_m if displacement else None)
     return isosurface_figure(amp_c, values, threshold=threshold, max_vertices=max_vertices, origin=origin,
                              voxel_size_nm=nm, colour=colour)  # fmt: skip
+
+
+def shown_region(relative_amplitude: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Where phase (or displacement) is drawn: inside ``support`` and where the amplitude
+    (relative to the object's maximum) reaches ``PHASE_SHOWN_ABOVE``."""
+    return support & (relative_amplitude >= PHASE_SHOWN_ABOVE)
 
 
 def _colour_values(
@@ -780,7 +785,7 @@ def object_bundle(
         obj, ramp = _without_phase_ramp(obj, support)
     amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     index = tuple(int(round(c)) for c in ndimage.center_of_mass(sup_c.astype(np.float32)))
-    shown = sup_c & (amp_c >= PHASE_SHOWN_ABOVE)
+    shown = shown_region(amp_c, sup_c)
     units = units_info(voxel_size_m, obj.ndim)
     nm = units["voxel_size_nm"]
     values, colour = _colour_values(amp_c, ph_c, shown, g_norm_per_m if displacement else None)

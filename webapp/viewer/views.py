@@ -560,7 +560,8 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
     arrays = {"obj": obj, "support": support, "algorithm": np.array(record.algorithm or ""),
               "voxel_size_m": np.array([np.nan if v is None else v for v in (voxel or (None,) * obj.ndim)])}  # fmt: skip
     if g_norm is not None:
-        shown = support & (np.abs(obj) >= figures.PHASE_SHOWN_ABOVE * np.abs(obj).max())
+        amplitude = np.abs(obj)
+        shown = figures.shown_region(amplitude / (amplitude.max() or 1.0), support)
         arrays["g_norm_per_m"] = np.array(g_norm)
         arrays["displacement_m"] = displacement_field(obj, g_norm, support=shown).astype(np.float32)
     buffer = io.BytesIO()
