@@ -185,6 +185,7 @@ def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | 
     return refine_file(
         prepared_input(job), str(job.result_path),
         initial_path=str(job.parent.result_path), algorithm=p["algorithm"],
+        # a job stored before the parameter existed ran with the support fixed, and still does
         support_threshold=p["support_threshold"], shrinkwrap=p.get("shrinkwrap", False),
         device=ctx.device, progress=progress or ctx.progress, cancel=ctx.cancel,
         provenance=ctx.provenance | {"job_id": job.pk, "parent_job_id": job.parent.pk},
