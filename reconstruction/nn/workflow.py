@@ -478,6 +478,11 @@ def predict_file(
     from reconstruction.io.workflow import as_prepared
     from reconstruction.metrics import fourier_errors, free_pixel_mask
 
+    if optimise_steps < 0 or not optimise_lr > 0:
+        raise ConfigError(
+            f"per-pattern optimisation needs steps >= 0 and a learning rate > 0, got steps="
+            f"{optimise_steps}, lr={optimise_lr}"
+        )
     start = time.monotonic()
     dev = pick_device(device)
     report(progress, ProgressEvent(0.0, "load"))

@@ -105,6 +105,18 @@ def test_finetune_with_a_frozen_encoder_changes_only_the_decoders(tmp_path, tiny
     assert not torch.equal(before.phase_decoder.head.weight, after.phase_decoder.head.weight)
 
 
+def test_a_negative_number_of_per_pattern_steps_is_refused_before_anything_is_written(tmp_path, tiny_model):
+    from reconstruction.errors import ConfigError
+
+    data = _prepared(tmp_path / "prepared.cxi")
+    with pytest.raises(ConfigError, match="steps >= 0"):
+        predict_file(data, tmp_path / "out.cxi", checkpoint_path=tiny_model, optimise_steps=-3, device="cpu")
+    with pytest.raises(ConfigError, match="learning rate > 0"):
+        predict_file(data, tmp_path / "out.cxi", checkpoint_path=tiny_model, optimise_steps=5, optimise_lr=0.0,
+                     device="cpu")
+    assert not (tmp_path / "out.cxi").exists()
+
+
 def test_per_pattern_optimisation_lowers_the_loss_on_that_pattern():
     torch.manual_seed(0)
     model = PhaseNet(TINY)
