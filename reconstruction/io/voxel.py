@@ -4,8 +4,11 @@ An object phased from an ``(…, N_y, N_x)`` diffraction array has, along each d
 the voxel size ``λ·D / (N·p)`` (wavelength λ, sample-detector distance D, detector pixel p
 after binning). Along the rocking axis of a 3D Bragg scan (axis 0) the reciprocal-space step
 is ``|Q|·Δω = (4π sin θ_B / λ)·Δω``, so the voxel size is ``λ / (2 N Δω sin θ_B)``; it needs
-the Bragg angle θ_B, which raw files seldom state (then it is unknown). This ignores the shear
-between the rocking direction and the detector plane (orthogonal-frame approximation).
+the Bragg angle θ_B, which raw files seldom state (then it is unknown). Where the file names a
+known diffractometer and its angles (``reconstruction.geometry``), the rocking axis gets the
+exact spacing of its voxel planes instead, 2π / (N |Δq|), which the formula overestimates when
+the rocking axis is not perpendicular to Q (APS 34-ID-C's gamma arm). Either way these are
+plane spacings: the grid itself stays sheared (``reconstruction.geometry.to_lab_frame``).
 Simulated data carry their (isotropic) voxel size in ``metadata.extra["voxel_size_m"]``.
 
 The same metadata give the length of the Bragg vector, ``|G| = 4π sin θ_B / λ``, which turns a
@@ -64,7 +67,23 @@ def voxel_size_m(
     )
     if len(shape) == 2:
         return detector
+    if bragg_angle_deg is None:
+        exact = _geometry_rocking_spacing_m(metadata, shape)
+        if exact is not None:
+            return (exact, *detector)
     return (_rocking_voxel_m(metadata, shape[0], wavelength, bragg_angle_deg), *detector)
+
+
+def _geometry_rocking_spacing_m(metadata: Metadata, shape: tuple[int, ...]) -> float | None:
+    """Plane spacing (m) along the rocking axis from the diffractometer geometry, or None when
+    the file does not give a known diffractometer with its angles."""
+    from reconstruction.geometry import plane_spacing_m, reciprocal_basis, scan_geometry
+
+    try:
+        geometry = scan_geometry(metadata, shape)
+    except InvalidDataError:
+        return None
+    return float(plane_spacing_m(reciprocal_basis(geometry), shape)[0])
 
 
 def _rocking_voxel_m(

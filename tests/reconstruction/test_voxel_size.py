@@ -64,8 +64,15 @@ def test_a_real_rocking_scan_gets_its_bragg_angle_and_every_voxel_size_from_its_
     sizes = voxel_size_m(data.metadata, data.intensity.shape)
     # detector: λD/(Np) = 1.3776e-10 * 0.5 / (256 * 55e-6); rocking: λ / (2 N Δω sin θ_B), Δω = 0.005°
     assert sizes[1] == pytest.approx(1.3776e-10 * 0.5 / (256 * 55e-6), rel=1e-3)
-    expected = 1.3776e-10 / (2 * 201 * math.radians(0.005) * math.sin(math.radians(17.158)))
-    assert sizes[0] == pytest.approx(expected, rel=1e-2)
+    formula = 1.3776e-10 / (2 * 201 * math.radians(0.005) * math.sin(math.radians(17.158)))
+    # with the 34-ID-C geometry the exact plane spacing 2π / (N |Δq|): theta rocks about the
+    # vertical, and the gamma arm tilts Q out of the horizontal plane, so |Δq| = |Q| Δω cos(tilt)
+    from reconstruction.geometry import scan_geometry
+
+    q = scan_geometry(data.metadata, data.intensity.shape).scattering_vector_per_m()
+    cos_tilt = math.sqrt(1 - (q[1] / (q @ q) ** 0.5) ** 2)
+    assert sizes[0] == pytest.approx(formula / cos_tilt, rel=2e-3)  # 14.33 nm, not 13.31
+    assert voxel_size_m(data.metadata, data.intensity.shape, bragg_angle_deg=17.158)[0] == pytest.approx(formula, rel=1e-3)
 
 
 def test_a_two_theta_positioner_is_read_in_radians_or_degrees(tmp_path):
