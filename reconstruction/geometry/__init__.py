@@ -20,14 +20,19 @@ from reconstruction.geometry.diffractometer import (
     rotation,
 )
 from reconstruction.geometry.from_metadata import identify_diffractometer, scan_geometry
-from reconstruction.geometry.lab_frame import LAB_AXES, LabFrameObject, lab_grid_points, to_lab_frame
+from reconstruction.geometry.lab_frame import (
+    LAB_AXES,
+    LabFrameObject,
+    lab_grid_points,
+    to_lab_frame,
+)
 
 __all__ = [
     "APS_34IDC",
     "DIFFRACTOMETERS",
-    "Diffractometer",
     "ESRF_ID01",
     "LAB_AXES",
+    "Diffractometer",
     "LabFrameObject",
     "ScanGeometry",
     "axis_vector",

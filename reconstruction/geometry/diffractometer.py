@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -179,8 +179,8 @@ def plane_spacing_m(reciprocal: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
 __all__ = [
     "APS_34IDC",
     "DIFFRACTOMETERS",
-    "Diffractometer",
     "ESRF_ID01",
+    "Diffractometer",
     "ScanGeometry",
     "axis_vector",
     "plane_spacing_m",

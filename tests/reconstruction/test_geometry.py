@@ -32,19 +32,19 @@ WAVELENGTH = 1.3776022e-10
 # cohere-ui does for these beamlines) for one 0.005° step, 55 µm pixels at 0.5 m, 9 keV.
 XRAYUTILITIES = [
     (
-        APS_34IDC, "theta", dict(theta=0.22, chi=90.0, phi=-5.0, delta=32.174, gamma=12.6346),
+        APS_34IDC, "theta", {"theta": 0.22, "chi": 90.0, "phi": -5.0, "delta": 32.174, "gamma": 12.6346},
         [[6.927076016e-02, 5.842097863e-02, 4.246465666e-01],
          [2.213847240e-13, -4.895625056e-01, -6.035660531e-06],
          [2.068126537e-01, 9.286436831e-02, -2.671769863e-01]],
     ),
     (
-        ESRF_ID01, "eta", dict(mu=0.3, eta=15.2, phi=10.0, nu=4.0, delta=31.0),
+        ESRF_ID01, "eta", {"mu": 0.3, "eta": 15.2, "phi": 10.0, "nu": 4.0, "delta": 31.0},
         [[-1.073358269e-03, -1.802323821e-02, -5.004815607e-01],
          [5.754680180e-02, -4.300596236e-01, -1.421185440e-05],
          [2.049944557e-01, 2.577443144e-01, -3.502079023e-02]],
     ),
     (
-        ESRF_ID01, "phi", dict(mu=2.0, eta=15.2, phi=10.0, nu=4.0, delta=31.0),
+        ESRF_ID01, "phi", {"mu": 2.0, "eta": 15.2, "phi": 10.0, "nu": 4.0, "delta": 31.0},
         [[-1.947469415e-03, -1.802323821e-02, -5.004815607e-01],
          [6.763775138e-03, -4.300596236e-01, -1.421185430e-05],
          [2.484199563e-02, 2.577443144e-01, -3.502079023e-02]],
@@ -53,7 +53,7 @@ XRAYUTILITIES = [
 
 
 def _geometry(d=APS_34IDC, circle="theta", angles=None, step=0.005) -> ScanGeometry:
-    angles = angles or dict(theta=0.22, chi=90.0, phi=-5.0, delta=32.174, gamma=12.6346)
+    angles = angles or {"theta": 0.22, "chi": 90.0, "phi": -5.0, "delta": 32.174, "gamma": 12.6346}
     return ScanGeometry(d, WAVELENGTH, 0.5, 55e-6, 55e-6, circle, step, angles)
 
 
@@ -86,7 +86,7 @@ def test_coplanar_scan_is_sheared_by_the_bragg_angle():
     """Detector in the horizontal plane, rocking about the vertical: the rocking q step (⟂ Q) and
     the in-plane pixel step (⟂ k_f) meet at 90° − θ_B, the textbook shear of a Bragg scan."""
     theta_b = 20.0
-    g = _geometry(angles=dict(theta=theta_b, chi=0.0, phi=0.0, delta=2 * theta_b, gamma=0.0))
+    g = _geometry(angles={"theta": theta_b, "chi": 0.0, "phi": 0.0, "delta": 2 * theta_b, "gamma": 0.0})
     b = reciprocal_basis(g)
     cos = abs(b[:, 0] @ b[:, 2]) / (np.linalg.norm(b[:, 0]) * np.linalg.norm(b[:, 2]))
     assert math.degrees(math.acos(cos)) == pytest.approx(90 - theta_b, abs=1e-9)
