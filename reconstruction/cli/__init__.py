@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "predict",
     "refine",
     "pipeline",
+    "labframe",
     "system",
 ]
 
