@@ -369,7 +369,8 @@ def test_the_displacement_view_colours_by_u_along_g_in_pm_where_g_is_known():
     np.testing.assert_allclose(image[inside], expected[box][iz][inside], atol=0.05)
     lo, hi = slices["layout"]["coloraxis2"]["cmin"], slices["layout"]["coloraxis2"]["cmax"]
     assert lo == -hi and hi == pytest.approx(np.percentile(np.abs(expected[shown]), 99), rel=1e-2)
-    assert hi < np.abs(expected[shown]).max()  # the scale ends at the 99th percentile, not at the rim's extreme
+    # u depends on x only, so the 99th percentile is the largest |u| itself (to float rounding)
+    assert hi <= np.abs(expected[shown]).max() * (1 + 1e-6)
     volume = bundle["phase"]
     assert (volume["lo"], volume["hi"]) == (lo, hi)
     trace = bundle["isosurface"]["data"][0]

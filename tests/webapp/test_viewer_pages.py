@@ -409,3 +409,38 @@ def test_compare_aligns_a_shifted_twin_onto_the_first_result_and_says_so(cast, r
         client.get(reverse("viewer:job_figures", args=[records.job.pk])))["result"]["object"]["origin"]
     assert client.get(reverse("viewer:job_aligned", args=[other.pk]) + "?ref=x").status_code == 400
     assert cast.client(cast.outsider).get(aligned_url).status_code == 404
+
+
+def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_query(cast, records):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+
+    client = cast.client(cast.member)
+    figures_url = reverse("viewer:job_figures", args=[records.job.pk])
+    without = body_json(client.get(figures_url + "?frame=lab"))["result"]["object"]
+    assert without["frame"]["available"] is False and without["frame"]["shown"] == "data"
+
+    record = read_result(str(records.job.result_path))
+    n = record.obj.shape[0]
+    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=0.2 + 0.04 * np.arange(n), rocking_axis="theta",
+                    extra={"bragg_angle_deg": 17.158, "instrument_name": "APS 34-ID-C",
+                           "positioners_deg": {"delta": 32.174, "gamma": 12.6346, "chi": 90.0, "phi": -5.0}})  # fmt: skip
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    data_grid = body_json(client.get(figures_url))["result"]["object"]
+    assert data_grid["frame"]["available"] and data_grid["frame"]["shown"] == "data"
+    assert "APS 34-ID-C" in data_grid["frame"]["note"] and "from orthogonal" in data_grid["frame"]["note"]
+    lab = body_json(client.get(figures_url + "?frame=lab&field=u"))["result"]
+    obj = lab["object"]
+    assert obj["frame"]["shown"] == "lab" and "z along the beam" in obj["frame"]["note"]
+    sizes = obj["units"]["voxel_size_nm"]
+    assert sizes[0] == sizes[1] == sizes[2] and "orthogonal lab grid" in obj["units"]["note"]
+    assert obj["field"]["name"] == "displacement"  # the switches combine
+    assert lab["diffraction"]["shape"] == list(record.obj.shape)  # the data keep their own grid
+    iso = body_json(client.get(reverse("viewer:job_isosurface", args=[records.job.pk]) + "?threshold=0.4&frame=lab"))
+    assert iso["data"][0]["type"] == "mesh3d"
+    html = client.get(reverse("viewer:job", args=[records.job.pk]) + "?frame=lab").content.decode()
+    assert 'id="lab-toggle" checked' in html and f"{figures_url}?frame=lab" in html
+    npz = np.load(io.BytesIO(client.get(reverse("viewer:job_npz", args=[records.job.pk])).content))
+    assert npz["lab_obj"].shape == record.obj.shape and float(npz["lab_voxel_size_m"]) == pytest.approx(sizes[0] * 1e-9)
+    assert npz["lab_basis_m"].shape == (3, 3) and npz["lab_support"].dtype == bool

@@ -764,6 +764,7 @@ def object_bundle(
     remove_ramp: bool = False,
     g_norm_per_m: float | None = None,
     displacement: bool = False,
+    frame: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
 
@@ -778,7 +779,8 @@ def object_bundle(
     reflection, None when unknown; with ``displacement`` the displacement along G (pm,
     ``reconstruction.metrics.displacement_field``) replaces the phase in the isosurface colours,
     the slices and the ``phase`` volume; ``field`` names what they show, ``displacement`` says
-    whether it can be shown (``displacement_info``).
+    whether it can be shown (``displacement_info``). frame : which grid ``obj`` is on
+    (``webapp.viewer.frames.frame_info``), passed through; on the lab grid the units note says so.
     """
     ramp = None
     if remove_ramp:
@@ -788,6 +790,9 @@ def object_bundle(
     shown = shown_region(amp_c, sup_c)
     units = units_info(voxel_size_m, obj.ndim)
     nm = units["voxel_size_nm"]
+    frame = frame or {"available": False, "shown": "data", "note": ""}
+    if frame["shown"] == "lab" and nm:
+        units["note"] = f"cubic voxels of {nm[0]:.3g} nm on an orthogonal lab grid, resampled from the data's grid"
     values, colour = _colour_values(amp_c, ph_c, shown, g_norm_per_m if displacement else None)
     out: dict[str, Any] = {
         "ndim": obj.ndim,
@@ -800,6 +805,7 @@ def object_bundle(
         "phase_ramp": ramp,
         "field": {"name": colour.name, "label": colour.label, "title": colour.title},
         "displacement": displacement_info(g_norm_per_m, colour.name == "displacement"),
+        "frame": frame,
         "slices": object_slices_figure(
             amp_c, values, shown, index=index, origin=origin, voxel_size_nm=nm, colour=colour
         ),
@@ -890,7 +896,7 @@ def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None =
 def result_bundle(
     record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES,
     voxel_size_m: tuple[float | None, ...] | None = None, remove_ramp: bool = False,
-    g_norm_per_m: float | None = None, displacement: bool = False,
+    g_norm_per_m: float | None = None, displacement: bool = False, object_view: tuple | None = None,
 ) -> dict[str, Any]:
     """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
 
@@ -898,13 +904,16 @@ def result_bundle(
     is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged;
     ``g_norm_per_m``, ``displacement``: the displacement along G instead of the phase), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
     intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
-    ``algorithm``.
+    ``algorithm``. object_view : (object, support, voxel size, frame) to draw instead of the
+    record's own (``webapp.viewer.frames.shown_object``); the diffraction keeps the record's grid.
     """
     obj = np.asarray(record.obj)
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
+    shown, shown_support, shown_voxel, frame = object_view or (obj, support, voxel_size_m, None)
     bundle: dict[str, Any] = {
-        "object": object_bundle(obj, support, threshold=threshold, max_vertices=max_vertices, voxel_size_m=voxel_size_m,
-                                remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m, displacement=displacement),
+        "object": object_bundle(shown, shown_support, threshold=threshold, max_vertices=max_vertices,
+                                voxel_size_m=shown_voxel, remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m,
+                                displacement=displacement, frame=frame),
         "diffraction": None,
         "errors": None,
         "prtf": None,

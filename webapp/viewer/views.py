@@ -26,7 +26,8 @@ from webapp.core import access, schemas, selectors, services
 from webapp.core.models import Dataset, Job, ModelVersion
 from webapp.viewer import figures
 from webapp.viewer.cache import cached_gzip_json, gzip_json_response
-from webapp.viewer.units import job_grid_scales
+from webapp.viewer.frames import shown_object
+from webapp.viewer.units import job_grid, job_grid_scales
 
 LOG_TAIL_LINES = 60
 DASHBOARD_ROWS = 200
@@ -377,6 +378,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "view_query": _view_query(request),
         "ramp": _ramp(request),
         "displacement": _displacement(request),
+        "lab": _lab(request),
     }
     return render(request, "viewer/job.html", context)
 
@@ -454,9 +456,16 @@ def _displacement(request: HttpRequest) -> bool:
     return request.GET.get("field") == "u"
 
 
+def _lab(request: HttpRequest) -> bool:
+    """True when the request asks for the object on the orthogonal lab grid (``?frame=lab``)."""
+    return request.GET.get("frame") == "lab"
+
+
 def _view_query(request: HttpRequest) -> str:
-    """The query string of the result page's view switches (ramp removed, displacement), or ""."""
+    """The query string of the result page's view switches (ramp removed, displacement, lab
+    frame), or ""."""
     parts = (["ramp=1"] if _ramp(request) else []) + (["field=u"] if _displacement(request) else [])
+    parts += ["frame=lab"] if _lab(request) else []
     return "?" + "&".join(parts) if parts else ""
 
 
@@ -489,7 +498,7 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
         threshold, budget = _threshold(request), _max_vertices(request)
     except ValidationError as exc:
         return JsonResponse({"error": _error_text(exc)}, status=400)
-    ramp, displacement = _ramp(request), _displacement(request)
+    ramp, displacement, lab = _ramp(request), _displacement(request), _lab(request)
     summary = _summary(job)
     history = summary.get("history") or {k: v for k, v in (summary.get("curves") or {}).items() if "loss" in k}
     loss = figures.loss_curves_figure(history) if history and job.kind in ("train", "finetune") else None
@@ -499,14 +508,17 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
 
     def compute() -> dict[str, Any]:
         record = _read_result(job)
-        voxel, g_norm = job_grid_scales(job, np.shape(record.obj))
-        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget, voxel_size_m=voxel,
-                                                        remove_ramp=ramp, g_norm_per_m=g_norm,
-                                                        displacement=displacement)}  # fmt: skip
+        grid = job_grid(job, np.shape(record.obj))
+        support = None if record.support is None else np.asarray(record.support, dtype=bool)
+        view = shown_object(np.asarray(record.obj), support, grid, lab=lab)
+        return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget,
+                                                        voxel_size_m=grid.voxel_size_m, remove_ramp=ramp,
+                                                        g_norm_per_m=grid.g_norm_per_m, displacement=displacement,
+                                                        object_view=view)}  # fmt: skip
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, ramp=ramp,
-                                   displacement=displacement, version=2)  # fmt: skip
+                                   displacement=displacement, lab=lab, version=3)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -528,17 +540,18 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
     def compute() -> dict[str, Any]:
         record = _read_result(job)
         support = None if record.support is None else np.asarray(record.support, dtype=bool)
-        voxel, g_norm = job_grid_scales(job, np.shape(record.obj))
-        return figures.object_isosurface_figure(np.asarray(record.obj), support, threshold=threshold,
+        grid = job_grid(job, np.shape(record.obj))
+        obj, support, voxel, _ = shown_object(np.asarray(record.obj), support, grid, lab=lab)
+        return figures.object_isosurface_figure(obj, support, threshold=threshold,
                                                 max_vertices=budget, voxel_size_m=voxel, remove_ramp=ramp,
-                                                g_norm_per_m=g_norm, displacement=displacement)  # fmt: skip
+                                                g_norm_per_m=grid.g_norm_per_m, displacement=displacement)  # fmt: skip
 
-    ramp, displacement = _ramp(request), _displacement(request)
+    ramp, displacement, lab = _ramp(request), _displacement(request), _lab(request)
     if job.status != "succeeded" or not job.result_path.exists():
         raise Http404("this job has no result")
     try:
         payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, ramp=ramp,
-                                   displacement=displacement, version=2)  # fmt: skip
+                                   displacement=displacement, lab=lab, version=3)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)
@@ -548,15 +561,19 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
     """The result as an NPZ file: obj (complex64, centred), support (bool), algorithm,
-    voxel_size_m (m per axis, NaN where unknown) and, where the data give |G|, g_norm_per_m (1/m)
-    and displacement_m (u along G in m, NaN outside the support and below 10 % amplitude)."""
+    voxel_size_m (m per axis, NaN where unknown); where the data give |G|, g_norm_per_m (1/m)
+    and displacement_m (u along G in m, NaN outside the support and below 10 % amplitude); where
+    they give the diffractometer geometry, lab_obj and lab_support on the orthogonal lab grid
+    (z along the beam, y up, x), lab_voxel_size_m (cubic) and lab_basis_m (the data grid's voxel
+    steps, columns, lab x, y, z)."""
     from reconstruction.metrics import displacement_field
 
     job = selectors.job_get_for_user(request.user, pk)
     record = _read_result(job)
     obj = np.asarray(record.obj, dtype=np.complex64)
     support = np.asarray(record.support, dtype=bool) if record.support is not None else np.ones(obj.shape, bool)
-    voxel, g_norm = job_grid_scales(job, obj.shape)
+    grid = job_grid(job, obj.shape)
+    voxel, g_norm = grid.voxel_size_m, grid.g_norm_per_m
     arrays = {"obj": obj, "support": support, "algorithm": np.array(record.algorithm or ""),
               "voxel_size_m": np.array([np.nan if v is None else v for v in (voxel or (None,) * obj.ndim)])}  # fmt: skip
     if g_norm is not None:
@@ -564,6 +581,10 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
         shown = figures.shown_region(amplitude / (amplitude.max() or 1.0), support)
         arrays["g_norm_per_m"] = np.array(g_norm)
         arrays["displacement_m"] = displacement_field(obj, g_norm, support=shown).astype(np.float32)
+    if grid.lab_basis_m is not None:
+        lab_obj, lab_support, lab_voxel, _ = shown_object(obj, support, grid, lab=True)
+        arrays.update(lab_obj=lab_obj, lab_support=lab_support, lab_voxel_size_m=np.array(lab_voxel[0]),
+                      lab_basis_m=np.asarray(grid.lab_basis_m))  # fmt: skip
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     response = HttpResponse(buffer.getvalue(), content_type="application/octet-stream")

@@ -117,19 +117,27 @@
     return Plotly.relayout("plot-iso", update);
   }
 
-  /* The view switches reload the page with their query: "phase ramp removed" (?ramp=1) and,
-   * where |G| is known, "displacement u along G" (?field=u). */
+  /* The view switches reload the page with their query: "phase ramp removed" (?ramp=1), where
+   * |G| is known "displacement u along G" (?field=u), and where the diffractometer geometry is
+   * known "lab frame" (?frame=lab). */
   function showViewSwitches(obj) {
     const ramp = $("ramp-toggle");
     const disp = $("displacement-toggle");
+    const lab = $("lab-toggle");
     ramp.checked = root.dataset.ramp === "1";
     disp.checked = root.dataset.displacement === "1";
+    lab.checked = root.dataset.lab === "1";
     const reload = () => {
-      const parts = (ramp.checked ? ["ramp=1"] : []).concat(disp.checked ? ["field=u"] : []);
+      const parts = (ramp.checked ? ["ramp=1"] : []).concat(disp.checked ? ["field=u"] : [])
+        .concat(lab.checked ? ["frame=lab"] : []);
       window.location.search = parts.length ? `?${parts.join("&")}` : "";
     };
     ramp.onchange = reload;
     disp.onchange = reload;
+    lab.onchange = reload;
+    const f = obj.frame || { available: false };
+    $("lab-switch").hidden = !f.available;
+    $("lab-note").textContent = f.available ? `(${f.note})` : "";
     const r = obj.phase_ramp;
     $("ramp-values").textContent = r
       ? `(${r.map((g) => g.toFixed(3)).join(", ")} rad per ${r.length === 3 ? "voxel along z, y, x" : "pixel along y, x"})`
