@@ -310,6 +310,30 @@ def test_the_displacement_switch_recolours_the_result_in_pm_where_the_data_give_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_page, live_server, cast, records):
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+
+    record = read_result(str(records.job.result_path))
+    n = record.obj.shape[0]
+    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=0.2 + 0.04 * np.arange(n), rocking_axis="theta",
+                    extra={"instrument_name": "APS 34-ID-C", "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})  # fmt: skip
+    write_prepared(records.job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.locator("#lab-switch").is_visible() and not page.is_checked("#lab-toggle")
+    assert "from orthogonal" in page.inner_text("#lab-note")
+    page.click("#lab-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?frame=lab$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#lab-toggle") and "z along the beam" in page.inner_text("#lab-note")
+    assert "orthogonal lab grid" in page.inner_text("#units-note")
+    assert "x (nm)" in page.inner_text("#result")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_dashboard_selects_two_results_and_opens_them_side_by_side(open_page, live_server, cast, records):
     from tests.conftest import write_result_file
     from webapp.core.models import Job

@@ -20,8 +20,9 @@ def frame_info(grid: GridScales, *, shown: bool) -> dict[str, Any]:
     geometry = (f"{info['diffractometer_title']}, 2θ = {info['two_theta_deg']:.2f}°, "
                 f"data grid up to {info['max_shear_deg']:.1f}° from orthogonal")  # fmt: skip
     if shown:
+        g = ", ".join(f"{v:+.2f}" for v in info["q_unit_lab"])
         return {"available": True, "shown": "lab",
-                "note": f"lab frame: z along the beam, y up ({geometry})"}  # fmt: skip
+                "note": f"z along the beam, y up; G along ({g}) in (x, y, z); {geometry}"}  # fmt: skip
     return {"available": True, "shown": "data", "note": geometry}
 
 
