@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         "(rocking frame, detector row, column) onto an orthogonal lab grid (z along the beam, "
         "y up), using the diffractometer angles of the data it was phased from. Writes .npz or "
         ".vtk (ParaView) with amplitude, phase and, where the data give the Bragg angle, the "
-        "displacement along G.",
+        "displacement and the strain along G.",
     )
     parser.add_argument("file", help="result CXI file (3D)")
     parser.add_argument("--data", required=True, help="the raw or prepared data it was phased from")

@@ -23,6 +23,7 @@ from reconstruction.geometry.from_metadata import identify_diffractometer, scan_
 from reconstruction.geometry.lab_frame import (
     LAB_AXES,
     LabFrameObject,
+    lab_grid_basis,
     lab_grid_points,
     to_lab_frame,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ScanGeometry",
     "axis_vector",
     "identify_diffractometer",
+    "lab_grid_basis",
     "lab_grid_points",
     "plane_spacing_m",
     "real_space_basis",

@@ -31,6 +31,11 @@ class LabFrameObject:
     axes: tuple[str, ...] = LAB_AXES
 
 
+def lab_grid_basis(voxel_size_m: float) -> np.ndarray:
+    """Voxel steps (3×3, columns for array axes z, y, x; m, lab (x, y, z)) of a lab grid."""
+    return voxel_size_m * np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
 def lab_grid_points(shape: tuple[int, int, int], voxel_size_m: float) -> np.ndarray:
     """(3, Z·Y·X) lab positions (m, as x, y, z rows) of an orthogonal grid with array axes
     (z, y, x), centred on index N // 2."""
@@ -82,4 +87,4 @@ def to_lab_frame(
     return LabFrameObject(lab.astype(np.complex64), float(voxel_size_m), a, lab_support)
 
 
-__all__ = ["LAB_AXES", "LabFrameObject", "lab_grid_points", "to_lab_frame"]
+__all__ = ["LAB_AXES", "LabFrameObject", "lab_grid_basis", "lab_grid_points", "to_lab_frame"]

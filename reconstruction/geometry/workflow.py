@@ -66,14 +66,16 @@ def lab_frame_file(
 ) -> dict[str, Any]:
     """Resample the object of a 3D result file onto an orthogonal lab grid using the geometry of
     the data it was phased from (``data_path``: the raw or prepared file); write ``out_path``
-    (``.npz``: obj, support, amplitude, phase, displacement_m where |G| is known, voxel_size_m,
-    basis_m, q_unit_lab; ``.vtk``: amplitude, phase, support, displacement_pm, spacing in nm)
+    (``.npz``: obj, support, amplitude, phase, voxel_size_m, basis_m, q_unit_lab and, where |G|
+    is known, displacement_m and strain (ε along G); ``.vtk``: amplitude, phase, support,
+    displacement_pm, strain_pct, spacing in nm)
     and return a JSON summary."""
+    from reconstruction.geometry.lab_frame import lab_grid_basis
     from reconstruction.io import read_result
     from reconstruction.io.voxel import bragg_vector_norm_per_m
     from reconstruction.io.vtk import write_vtk
     from reconstruction.io.workflow import load_prepared_on_grid
-    from reconstruction.metrics import displacement_field
+    from reconstruction.metrics import displacement_field, strain_along_g
 
     suffix = Path(out_path).suffix.lower()
     if suffix not in (".npz", ".vtk"):
@@ -90,9 +92,11 @@ def lab_frame_file(
     lab = to_lab_frame(obj, basis, voxel_size_m=voxel_size_m, support=support)
     g_norm = bragg_vector_norm_per_m(data.metadata)
     region = lab.support if lab.support is not None else np.abs(lab.obj) > 0.1 * np.abs(lab.obj).max()
-    displacement = None
+    displacement = strain = None
     if g_norm is not None and region.any():
         displacement = displacement_field(lab.obj, g_norm, support=region).astype(np.float32)
+        strain = strain_along_g(lab.obj, g_norm, np.array(info["q_unit_lab"]), lab_grid_basis(lab.voxel_size_m),
+                                support=region).astype(np.float32)  # fmt: skip
     if suffix == ".npz":
         arrays = {"obj": lab.obj, "amplitude": np.abs(lab.obj).astype(np.float32),
                   "phase": np.angle(lab.obj).astype(np.float32), "voxel_size_m": np.array(lab.voxel_size_m),
@@ -101,6 +105,7 @@ def lab_frame_file(
             arrays["support"] = lab.support
         if displacement is not None:
             arrays["displacement_m"] = displacement
+            arrays["strain"] = strain
         from reconstruction.io.atomic import atomic_path
 
         with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
@@ -111,6 +116,7 @@ def lab_frame_file(
             fields["support"] = lab.support.astype(np.float32)
         if displacement is not None:
             fields["displacement_pm"] = displacement * 1e12
+            fields["strain_pct"] = strain * 100
         write_vtk(out_path, fields, spacing=lab.voxel_size_m * 1e9, title=f"{Path(result_path).name} in the lab frame (nm)")
     return {
         "result_path": str(result_path),

@@ -5,7 +5,7 @@
 - ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
 - ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``,
-  ``displacement_field`` (u = φ / |G| in m).
+  ``displacement_field`` (u = φ / |G| in m), ``strain_along_g`` (ε = Ĝ·∇u on any voxel basis).
 """
 
 from reconstruction.metrics.alignment import (
@@ -20,6 +20,7 @@ from reconstruction.metrics.postprocess import (
     centre_object,
     displacement_field,
     remove_phase_ramp,
+    strain_along_g,
     unwrap_phase,
     zero_phase_offset,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "prtf",
     "radial_frequency",
     "remove_phase_ramp",
+    "strain_along_g",
     "shell_average",
     "spectral_weight",
     "twin_of",

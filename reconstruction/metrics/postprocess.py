@@ -79,3 +79,34 @@ def displacement_field(obj: np.ndarray, g_norm_per_m: float, *, support: np.ndar
     if amp.sum() > 0:
         phase = phase - np.sum(amp * phase[sup]) / amp.sum()
     return phase / g_norm_per_m
+
+
+def strain_along_g(
+    obj: np.ndarray,
+    g_norm_per_m: float,
+    g_direction: np.ndarray,
+    basis_m: np.ndarray,
+    *,
+    support: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the strain along the Bragg vector, ε = Ĝ·∇u (dimensionless), of a 3D object.
+
+    obj : complex Bragg CDI object; g_norm_per_m : |G| (1/m); g_direction : G in the lab frame
+    (any length, (x, y, z)); basis_m : the object's voxel steps (3×3, columns for array axes 0,
+    1, 2, m, lab (x, y, z); ``reconstruction.geometry``: sheared for the data's grid, diagonal
+    for a lab grid). u is ``displacement_field`` (unwrapped inside ``support``); its gradient is
+    taken along the array axes by central differences and turned into Ĝ·∇u = (A⁻¹Ĝ)·∂u/∂n, so
+    no resampling is needed. NaN outside the support and on its rim (a difference needs both
+    neighbours inside). A linear phase ramp is a uniform strain: remove it first when it only
+    reflects where the peak was centred.
+    """
+    if np.ndim(obj) != 3:
+        raise ValueError("strain along G needs a 3D object")
+    a = np.asarray(basis_m, dtype=np.float64)
+    g = np.asarray(g_direction, dtype=np.float64)
+    if a.shape != (3, 3) or g.shape != (3,) or not np.linalg.norm(g) > 0:
+        raise ValueError("strain along G needs a 3×3 voxel basis and a non-zero G direction")
+    u = displacement_field(obj, g_norm_per_m, support=support)
+    coefficients = np.linalg.solve(a, g / np.linalg.norm(g))
+    gradients = np.gradient(u)
+    return sum(c * d for c, d in zip(coefficients, gradients))

@@ -317,7 +317,8 @@ def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_
     n = record.obj.shape[0]
     meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
                     rocking_angles_deg=0.2 + 0.04 * np.arange(n), rocking_axis="theta",
-                    extra={"instrument_name": "APS 34-ID-C", "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})  # fmt: skip
+                    extra={"instrument_name": "APS 34-ID-C", "bragg_angle_deg": 17.158,
+                           "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})  # fmt: skip
     write_prepared(records.job.result_dir / "prepared.cxi",
                    DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
     page = open_page("member", "pw-member")
@@ -331,6 +332,16 @@ def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_
     assert page.is_checked("#lab-toggle") and "z along the beam" in page.inner_text("#lab-note")
     assert "orthogonal lab grid" in page.inner_text("#units-note")
     assert "x (nm)" in page.inner_text("#result")
+    # the strain along G needs the same geometry; it replaces the displacement, never both
+    page.click("#displacement-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?field=u&frame=lab$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    page.click("#strain-toggle")
+    page.wait_for_url(re.compile(r".*/jobs/\d+/\?field=strain&frame=lab$"))
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.is_checked("#strain-toggle") and not page.is_checked("#displacement-toggle")
+    assert "ε along G (%)" in page.inner_text("#result")
+    assert page.inner_text("#panel-iso h2") == "Amplitude isosurface coloured by strain"
 
 
 @pytest.mark.django_db(transaction=True)

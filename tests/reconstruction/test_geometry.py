@@ -230,15 +230,61 @@ def test_a_sphere_on_the_real_aps_grid_is_round_in_the_lab(tmp_path):
     assert main(["labframe", str(tmp_path / "result.cxi"), "--data", str(APS_FILE), "--out", str(out)]) == 0
     with np.load(out) as f:
         assert f["obj"].shape == shape and f["voxel_size_m"] == pytest.approx(19.568e-9, rel=1e-3)
-        amplitude, displacement = f["amplitude"], f["displacement_m"]
+        amplitude, displacement, strain = f["amplitude"], f["displacement_m"], f["strain"]
         voxel = float(f["voxel_size_m"])
     extent = [(np.ptp(i) + 1) * voxel for i in np.nonzero(amplitude >= 0.3 * amplitude.max())]
     assert np.allclose(extent, 2 * radius, rtol=0.15)  # round: ~320 nm along z, y and x
-    assert np.nanmax(np.abs(displacement)) < 1e-12  # a flat phase: no displacement
+    assert np.nanmax(np.abs(displacement)) < 1e-12  # a flat phase: no displacement, no strain
+    assert np.isfinite(strain).any() and np.nanmax(np.abs(strain)) < 1e-6
     assert main(["labframe", str(tmp_path / "result.cxi"), "--data", str(APS_FILE), "--out",
                  str(tmp_path / "lab.vtk")]) == 0  # fmt: skip
     fields, spacing = read_vtk(tmp_path / "lab.vtk")
-    assert set(fields) == {"amplitude", "phase", "support", "displacement_pm"}
+    assert set(fields) == {"amplitude", "phase", "support", "displacement_pm", "strain_pct"}
     assert spacing == pytest.approx(19.568, rel=1e-3)
     assert main(["labframe", str(tmp_path / "result.cxi"), "--data", str(APS_FILE), "--out",
                  str(tmp_path / "lab.txt")]) == 2  # fmt: skip
+
+
+def test_strain_along_g_on_the_sheared_grid_matches_the_crystal_and_its_lab_frame_copy():
+    """A crystal whose displacement along G is u(r) = ε0 (r·Ĝ) + c ((r·ê)²) has strain
+    ε = Ĝ·∇u = ε0 + 2c (r·ê)(ê·Ĝ): computed on the APS scan's sheared grid (no resampling) and
+    on the lab grid after ``to_lab_frame``, it must match the formula inside the crystal."""
+    from reconstruction.geometry import lab_grid_basis, lab_grid_points
+    from reconstruction.metrics import strain_along_g
+
+    shape = (40, 40, 40)
+    g = _geometry(step=0.0115)
+    b = reciprocal_basis(g)
+    a = real_space_basis(b, shape)
+    q = g.scattering_vector_per_m()
+    g_norm, g_hat = float(np.linalg.norm(q)), q / np.linalg.norm(q)
+    e = np.array([1.0, 0.0, 0.0])
+    eps0, c = 3e-4, 2e3  # c in 1/m: a few 1e-4 of strain across the crystal
+    voxel = float(plane_spacing_m(b, shape).min())
+    radius = 11 * voxel
+
+    def crystal(points):
+        r = np.linalg.norm(points, axis=0)
+        u = eps0 * (g_hat @ points) + c * (e @ points) ** 2
+        return (0.5 * (1 - np.tanh((r - radius) / (0.5 * voxel)))) * np.exp(1j * g_norm * u), r
+
+    def expected(points):
+        return eps0 + 2 * c * (e @ points) * (e @ g_hat)
+
+    n = np.stack(np.meshgrid(*(np.arange(k) - k // 2 for k in shape), indexing="ij")).reshape(3, -1)
+    pts = a @ n
+    obj, r = crystal(pts)
+    obj, r = obj.reshape(shape), r.reshape(shape)
+    inner = r < radius - 2 * voxel
+    eps = strain_along_g(obj, g_norm, q, a, support=r < radius)
+    assert np.isfinite(eps[inner]).all() and np.isnan(eps[r > radius]).all()
+    np.testing.assert_allclose(eps[inner], expected(pts).reshape(shape)[inner], atol=3e-6)
+
+    lab = to_lab_frame(obj, a, voxel_size_m=voxel, support=r < radius)
+    lab_pts = lab_grid_points(shape, voxel)
+    lab_r = np.linalg.norm(lab_pts, axis=0).reshape(shape)
+    eps_lab = strain_along_g(lab.obj, g_norm, q, lab_grid_basis(voxel), support=lab.support)
+    lab_inner = lab_r < radius - 3 * voxel
+    np.testing.assert_allclose(eps_lab[lab_inner], expected(lab_pts).reshape(shape)[lab_inner], atol=3e-5)
+    with pytest.raises(ValueError, match="3×3"):
+        strain_along_g(obj, g_norm, np.zeros(3), a)

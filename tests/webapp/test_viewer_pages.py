@@ -444,3 +444,12 @@ def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_qu
     npz = np.load(io.BytesIO(client.get(reverse("viewer:job_npz", args=[records.job.pk])).content))
     assert npz["lab_obj"].shape == record.obj.shape and float(npz["lab_voxel_size_m"]) == pytest.approx(sizes[0] * 1e-9)
     assert npz["lab_basis_m"].shape == (3, 3) and npz["lab_support"].dtype == bool
+    # the strain along G, on the data's grid and on the lab grid, names itself and its unit
+    assert data_grid["strain"]["available"] and not data_grid["strain"]["shown"]
+    for query in ("?field=strain", "?field=strain&frame=lab"):
+        obj = body_json(client.get(figures_url + query))["result"]["object"]
+        assert obj["field"] == {"name": "strain", "label": "ε", "title": "ε along G (%)"}, query
+        assert obj["strain"]["shown"] and obj["isosurface"]["data"][0]["colorbar"]["title"]["text"] == "ε along G (%)"
+    assert np.isfinite(npz["strain"]).any() and np.linalg.norm(npz["g_direction_lab"]) == pytest.approx(1.0)
+    html = client.get(reverse("viewer:job", args=[records.job.pk]) + "?field=strain&frame=lab").content.decode()
+    assert 'id="strain-toggle" checked' in html and f"{figures_url}?field=strain&amp;frame=lab" in html

@@ -96,6 +96,16 @@ def displacement_colour(u_pm: np.ndarray) -> ColourField:
                        DISPLACEMENT_COLORSCALE, hover_format=".1f")  # fmt: skip
 
 
+def strain_colour(strain_pct: np.ndarray) -> ColourField:
+    """The colour field of a strain map (%, NaN outside the crystal): diverging like the
+    displacement, symmetric about 0 up to the 99th percentile of |ε|."""
+    finite = np.abs(strain_pct[np.isfinite(strain_pct)])
+    top = float(np.percentile(finite, DISPLACEMENT_RANGE_PERCENTILE)) if finite.size else 0.0
+    top = top if top > 0 else 0.01
+    return ColourField("strain", "ε along G (%)", "ε", "%", -top, top, False,
+                       DISPLACEMENT_COLORSCALE, hover_format=".4f")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- object helpers
 def reference_phase(obj: np.ndarray, support: np.ndarray | None = None) -> np.ndarray:
     """Return the phase of ``obj`` (rad, in [-π, π]) with the amplitude-weighted mean over the
@@ -681,17 +691,20 @@ def object_isosurface_figure(
     obj: np.ndarray, support: np.ndarray | None, *, threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
     remove_ramp: bool = False, g_norm_per_m: float | None = None, displacement: bool = False,
+    strain: bool = False, strain_geometry: tuple | None = None,
 ) -> dict[str, Any]:
     """Isosurface coloured by phase of a complex 3D object (cropped as in ``crop_object``);
     positions in nm when ``voxel_size_m`` (m per axis) is fully known, else in voxels;
-    ``remove_ramp``, ``g_norm_per_m`` and ``displacement`` as in ``object_bundle``."""
+    ``remove_ramp``, ``g_norm_per_m``, ``displacement``, ``strain`` and ``strain_geometry`` as
+    in ``object_bundle``."""
     if remove_ramp:
         obj, _ = _without_phase_ramp(obj, support)
     amp_c, ph_c, sup_c, origin = crop_object(obj, support, threshold=threshold)
     if amp_c.ndim != 3:
         raise InvalidDataError(f"an isosurface needs a 3D object, got shape {obj.shape}")
     nm = units_info(voxel_size_m, 3)["voxel_size_nm"]
-    values, colour = _colour_values(amp_c, ph_c, shown_region(amp_c, sup_c), g_norm_per_m if displacement else None)
+    values, colour = _colour_values(amp_c, ph_c, shown_region(amp_c, sup_c), g_norm_per_m,
+                                    field=_field_name(displacement, strain), strain_geometry=strain_geometry)
     return isosurface_figure(amp_c, values, threshold=threshold, max_vertices=max_vertices, origin=origin,
                              voxel_size_nm=nm, colour=colour)  # fmt: skip
 
@@ -702,17 +715,30 @@ def shown_region(relative_amplitude: np.ndarray, support: np.ndarray) -> np.ndar
     return support & (relative_amplitude >= PHASE_SHOWN_ABOVE)
 
 
-def _colour_values(
-    amplitude: np.ndarray, phase: np.ndarray, shown: np.ndarray, g_norm_per_m: float | None
-) -> tuple[np.ndarray, ColourField]:
-    """The values that colour the object (the phase, or with ``g_norm_per_m`` the displacement
-    along G in pm, NaN outside ``shown``) and their colour field."""
-    if g_norm_per_m is None:
-        return phase, PHASE_FIELD
-    from reconstruction.metrics import displacement_field
+def _field_name(displacement: bool, strain: bool) -> str:
+    """The field asked for: "strain", "displacement" or "phase"."""
+    return "strain" if strain else "displacement" if displacement else "phase"
 
-    u_pm = 1e12 * displacement_field(amplitude * np.exp(1j * phase), g_norm_per_m, support=shown)
-    return u_pm.astype(np.float32), displacement_colour(u_pm)
+
+def _colour_values(
+    amplitude: np.ndarray, phase: np.ndarray, shown: np.ndarray, g_norm_per_m: float | None, *,
+    field: str = "phase", strain_geometry: tuple | None = None,
+) -> tuple[np.ndarray, ColourField]:
+    """The values that colour the object and their colour field: the phase; with
+    ``field="displacement"`` and |G| the displacement along G (pm); with ``field="strain"``, |G|
+    and ``strain_geometry`` (voxel basis, G direction) the strain along G (%); NaN outside
+    ``shown``. A field that cannot be computed falls back to the phase."""
+    from reconstruction.metrics import displacement_field, strain_along_g
+
+    obj = amplitude * np.exp(1j * phase)
+    if field == "strain" and g_norm_per_m is not None and strain_geometry is not None and obj.ndim == 3:
+        basis, direction = strain_geometry
+        eps_pct = 100 * strain_along_g(obj, g_norm_per_m, direction, basis, support=shown)
+        return eps_pct.astype(np.float32), strain_colour(eps_pct)
+    if field == "displacement" and g_norm_per_m is not None:
+        u_pm = 1e12 * displacement_field(obj, g_norm_per_m, support=shown)
+        return u_pm.astype(np.float32), displacement_colour(u_pm)
+    return phase, PHASE_FIELD
 
 
 def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]:
@@ -724,6 +750,16 @@ def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]
     note = (f"u = φ / |G| along the Bragg vector, |G| = 4π sin θ_B / λ = {g_nm:.2f} nm⁻¹ (d = {d_nm:.4f} nm); "
             "mean over the crystal set to 0, sign reversed for the twin solution")  # fmt: skip
     return {"available": True, "shown": shown, "g_norm_per_nm": g_nm, "d_spacing_nm": d_nm, "note": note}
+
+
+def strain_info(g_norm_per_m: float | None, strain_geometry: tuple | None, shown: bool) -> dict[str, Any]:
+    """Whether the strain along G can be shown (|G| and the direction of G on the object's grid
+    known: ``reconstruction.geometry``) and is shown, with a note."""
+    if g_norm_per_m is None or strain_geometry is None:
+        return {"available": False, "shown": False,
+                "note": "strain: needs |G| and the diffractometer geometry of the data"}  # fmt: skip
+    return {"available": True, "shown": shown,
+            "note": "ε = Ĝ·∇u, the derivative of u along G; blank on the crystal's outer voxel layer"}  # fmt: skip
 
 
 def units_info(voxel_size_m: tuple[float | None, ...] | None, ndim: int) -> dict[str, Any]:
@@ -765,6 +801,8 @@ def object_bundle(
     g_norm_per_m: float | None = None,
     displacement: bool = False,
     frame: dict[str, Any] | None = None,
+    strain: bool = False,
+    strain_geometry: tuple | None = None,
 ) -> dict[str, Any]:
     """Return the object part of a result page: isosurface (3D), slice figure, quantised volumes.
 
@@ -779,7 +817,9 @@ def object_bundle(
     reflection, None when unknown; with ``displacement`` the displacement along G (pm,
     ``reconstruction.metrics.displacement_field``) replaces the phase in the isosurface colours,
     the slices and the ``phase`` volume; ``field`` names what they show, ``displacement`` says
-    whether it can be shown (``displacement_info``). frame : which grid ``obj`` is on
+    whether it can be shown (``displacement_info``). strain, strain_geometry : the strain along G
+    (%, ``reconstruction.metrics.strain_along_g``) instead, given (voxel basis of ``obj``'s grid,
+    m; G direction, lab) from the diffractometer geometry (``strain_info``). frame : which grid ``obj`` is on
     (``webapp.viewer.frames.frame_info``), passed through; on the lab grid the units note says so.
     """
     ramp = None
@@ -793,7 +833,8 @@ def object_bundle(
     frame = frame or {"available": False, "shown": "data", "note": ""}
     if frame["shown"] == "lab" and nm:
         units["note"] = f"cubic voxels of {nm[0]:.3g} nm on an orthogonal lab grid, resampled from the data's grid"
-    values, colour = _colour_values(amp_c, ph_c, shown, g_norm_per_m if displacement else None)
+    values, colour = _colour_values(amp_c, ph_c, shown, g_norm_per_m, field=_field_name(displacement, strain),
+                                    strain_geometry=strain_geometry)  # fmt: skip
     out: dict[str, Any] = {
         "ndim": obj.ndim,
         "shape": list(obj.shape),
@@ -805,6 +846,7 @@ def object_bundle(
         "phase_ramp": ramp,
         "field": {"name": colour.name, "label": colour.label, "title": colour.title},
         "displacement": displacement_info(g_norm_per_m, colour.name == "displacement"),
+        "strain": strain_info(g_norm_per_m, strain_geometry if obj.ndim == 3 else None, colour.name == "strain"),
         "frame": frame,
         "slices": object_slices_figure(
             amp_c, values, shown, index=index, origin=origin, voxel_size_nm=nm, colour=colour
@@ -896,7 +938,8 @@ def intensity_isosurface_figure(intensity: np.ndarray, mask: np.ndarray | None =
 def result_bundle(
     record: Any, *, threshold: float = DEFAULT_THRESHOLD, max_vertices: int = DEFAULT_MAX_VERTICES,
     voxel_size_m: tuple[float | None, ...] | None = None, remove_ramp: bool = False,
-    g_norm_per_m: float | None = None, displacement: bool = False, object_view: tuple | None = None,
+    g_norm_per_m: float | None = None, displacement: bool = False, object_view: Any = None,
+    strain: bool = False,
 ) -> dict[str, Any]:
     """Return every figure of a result page from a ``ResultRecord`` (JSON-serialisable dict).
 
@@ -904,16 +947,21 @@ def result_bundle(
     is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged;
     ``g_norm_per_m``, ``displacement``: the displacement along G instead of the phase), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
     intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
-    ``algorithm``. object_view : (object, support, voxel size, frame) to draw instead of the
-    record's own (``webapp.viewer.frames.shown_object``); the diffraction keeps the record's grid.
+    ``algorithm``. object_view : what to draw instead of the record's own object (an
+    ``ObjectView`` of ``webapp.viewer.frames``: object, support, voxel size, frame, strain
+    geometry); the diffraction keeps the record's grid. strain : the strain along G (needs the
+    view's strain geometry).
     """
     obj = np.asarray(record.obj)
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
-    shown, shown_support, shown_voxel, frame = object_view or (obj, support, voxel_size_m, None)
+    view = object_view
     bundle: dict[str, Any] = {
-        "object": object_bundle(shown, shown_support, threshold=threshold, max_vertices=max_vertices,
-                                voxel_size_m=shown_voxel, remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m,
-                                displacement=displacement, frame=frame),
+        "object": object_bundle(obj if view is None else view.obj, support if view is None else view.support,
+                                threshold=threshold, max_vertices=max_vertices,
+                                voxel_size_m=voxel_size_m if view is None else view.voxel_size_m,
+                                remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m, displacement=displacement,
+                                frame=None if view is None else view.frame, strain=strain,
+                                strain_geometry=None if view is None else view.strain_geometry),  # fmt: skip
         "diffraction": None,
         "errors": None,
         "prtf": None,

@@ -4,11 +4,25 @@ lab grid (``reconstruction.geometry.to_lab_frame``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from webapp.viewer.units import GridScales
+
+
+@dataclass
+class ObjectView:
+    """An object as a page draws it: the array, its support, voxel size (m per axis), the
+    ``frame_info`` entry and, where the geometry is known, (voxel basis of this grid in m,
+    G direction in the lab) for the strain along G."""
+
+    obj: np.ndarray
+    support: np.ndarray | None
+    voxel_size_m: tuple[float | None, ...] | None
+    frame: dict[str, Any]
+    strain_geometry: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def frame_info(grid: GridScales, *, shown: bool) -> dict[str, Any]:
@@ -26,16 +40,16 @@ def frame_info(grid: GridScales, *, shown: bool) -> dict[str, Any]:
     return {"available": True, "shown": "data", "note": geometry}
 
 
-def shown_object(
-    obj: np.ndarray, support: np.ndarray | None, grid: GridScales, *, lab: bool
-) -> tuple[np.ndarray, np.ndarray | None, tuple[float | None, ...] | None, dict[str, Any]]:
-    """(object, support, voxel size per axis in m, ``frame_info``) as the page draws them: on
-    the lab grid when ``lab`` is asked and possible, else as phased."""
-    from reconstruction.geometry import to_lab_frame
+def shown_object(obj: np.ndarray, support: np.ndarray | None, grid: GridScales, *, lab: bool) -> ObjectView:
+    """The object as the page draws it: on the lab grid when ``lab`` is asked and possible, else
+    as phased; with the strain geometry of that grid when the diffractometer is known."""
+    from reconstruction.geometry import lab_grid_basis, to_lab_frame
 
     frame = frame_info(grid, shown=lab)
+    direction = None if grid.lab_info is None else np.asarray(grid.lab_info["q_unit_lab"])
     if frame["shown"] != "lab":
-        return obj, support, grid.voxel_size_m, frame
+        geometry = None if direction is None or np.ndim(obj) != 3 else (np.asarray(grid.lab_basis_m), direction)
+        return ObjectView(obj, support, grid.voxel_size_m, frame, geometry)
     moved = to_lab_frame(obj, grid.lab_basis_m, support=support)
     voxel = moved.voxel_size_m
-    return moved.obj, moved.support, (voxel, voxel, voxel), frame
+    return ObjectView(moved.obj, moved.support, (voxel, voxel, voxel), frame, (lab_grid_basis(voxel), direction))

@@ -378,6 +378,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "view_query": _view_query(request),
         "ramp": _ramp(request),
         "displacement": _displacement(request),
+        "strain": _strain(request),
         "lab": _lab(request),
     }
     return render(request, "viewer/job.html", context)
@@ -456,6 +457,11 @@ def _displacement(request: HttpRequest) -> bool:
     return request.GET.get("field") == "u"
 
 
+def _strain(request: HttpRequest) -> bool:
+    """True when the request asks for the strain along G instead of the phase (``?field=strain``)."""
+    return request.GET.get("field") == "strain"
+
+
 def _lab(request: HttpRequest) -> bool:
     """True when the request asks for the object on the orthogonal lab grid (``?frame=lab``)."""
     return request.GET.get("frame") == "lab"
@@ -464,7 +470,8 @@ def _lab(request: HttpRequest) -> bool:
 def _view_query(request: HttpRequest) -> str:
     """The query string of the result page's view switches (ramp removed, displacement, lab
     frame), or ""."""
-    parts = (["ramp=1"] if _ramp(request) else []) + (["field=u"] if _displacement(request) else [])
+    parts = ["ramp=1"] if _ramp(request) else []
+    parts += ["field=u"] if _displacement(request) else ["field=strain"] if _strain(request) else []
     parts += ["frame=lab"] if _lab(request) else []
     return "?" + "&".join(parts) if parts else ""
 
@@ -498,7 +505,7 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
         threshold, budget = _threshold(request), _max_vertices(request)
     except ValidationError as exc:
         return JsonResponse({"error": _error_text(exc)}, status=400)
-    ramp, displacement, lab = _ramp(request), _displacement(request), _lab(request)
+    ramp, displacement, lab, strain = _ramp(request), _displacement(request), _lab(request), _strain(request)
     summary = _summary(job)
     history = summary.get("history") or {k: v for k, v in (summary.get("curves") or {}).items() if "loss" in k}
     loss = figures.loss_curves_figure(history) if history and job.kind in ("train", "finetune") else None
@@ -514,11 +521,11 @@ def job_figures(request: HttpRequest, pk: int) -> HttpResponse:
         return {**base, "result": figures.result_bundle(record, threshold=threshold, max_vertices=budget,
                                                         voxel_size_m=grid.voxel_size_m, remove_ramp=ramp,
                                                         g_norm_per_m=grid.g_norm_per_m, displacement=displacement,
-                                                        object_view=view)}  # fmt: skip
+                                                        object_view=view, strain=strain)}  # fmt: skip
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="job", threshold=threshold, budget=budget, ramp=ramp,
-                                   displacement=displacement, lab=lab, version=3)  # fmt: skip
+                                   displacement=displacement, lab=lab, strain=strain, version=3)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({**base, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)
@@ -541,17 +548,18 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
         record = _read_result(job)
         support = None if record.support is None else np.asarray(record.support, dtype=bool)
         grid = job_grid(job, np.shape(record.obj))
-        obj, support, voxel, _ = shown_object(np.asarray(record.obj), support, grid, lab=lab)
-        return figures.object_isosurface_figure(obj, support, threshold=threshold,
-                                                max_vertices=budget, voxel_size_m=voxel, remove_ramp=ramp,
-                                                g_norm_per_m=grid.g_norm_per_m, displacement=displacement)  # fmt: skip
+        view = shown_object(np.asarray(record.obj), support, grid, lab=lab)
+        return figures.object_isosurface_figure(view.obj, view.support, threshold=threshold,
+                                                max_vertices=budget, voxel_size_m=view.voxel_size_m, remove_ramp=ramp,
+                                                g_norm_per_m=grid.g_norm_per_m, displacement=displacement,
+                                                strain=strain, strain_geometry=view.strain_geometry)  # fmt: skip
 
-    ramp, displacement, lab = _ramp(request), _displacement(request), _lab(request)
+    ramp, displacement, lab, strain = _ramp(request), _displacement(request), _lab(request), _strain(request)
     if job.status != "succeeded" or not job.result_path.exists():
         raise Http404("this job has no result")
     try:
         payload = cached_gzip_json(job.result_path, compute, view="iso", threshold=threshold, budget=budget, ramp=ramp,
-                                   displacement=displacement, lab=lab, version=3)  # fmt: skip
+                                   displacement=displacement, lab=lab, strain=strain, version=3)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"error": _public_message(exc, job.result_path, "result.cxi")}, status=422)
     return gzip_json_response(request, payload)
@@ -564,9 +572,10 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
     voxel_size_m (m per axis, NaN where unknown); where the data give |G|, g_norm_per_m (1/m)
     and displacement_m (u along G in m, NaN outside the support and below 10 % amplitude); where
     they give the diffractometer geometry, lab_obj and lab_support on the orthogonal lab grid
-    (z along the beam, y up, x), lab_voxel_size_m (cubic) and lab_basis_m (the data grid's voxel
-    steps, columns, lab x, y, z)."""
-    from reconstruction.metrics import displacement_field
+    (z along the beam, y up, x), lab_voxel_size_m (cubic), lab_basis_m (the data grid's voxel
+    steps, columns, lab x, y, z), g_direction_lab and, with |G|, strain (ε along G on the data's
+    grid, dimensionless, NaN outside the shown region and on its rim)."""
+    from reconstruction.metrics import displacement_field, strain_along_g
 
     job = selectors.job_get_for_user(request.user, pk)
     record = _read_result(job)
@@ -582,9 +591,12 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
         arrays["g_norm_per_m"] = np.array(g_norm)
         arrays["displacement_m"] = displacement_field(obj, g_norm, support=shown).astype(np.float32)
     if grid.lab_basis_m is not None:
-        lab_obj, lab_support, lab_voxel, _ = shown_object(obj, support, grid, lab=True)
-        arrays.update(lab_obj=lab_obj, lab_support=lab_support, lab_voxel_size_m=np.array(lab_voxel[0]),
-                      lab_basis_m=np.asarray(grid.lab_basis_m))  # fmt: skip
+        lab = shown_object(obj, support, grid, lab=True)
+        arrays.update(lab_obj=lab.obj, lab_support=lab.support, lab_voxel_size_m=np.array(lab.voxel_size_m[0]),
+                      lab_basis_m=np.asarray(grid.lab_basis_m), g_direction_lab=lab.strain_geometry[1])  # fmt: skip
+        if g_norm is not None:
+            arrays["strain"] = strain_along_g(obj, g_norm, lab.strain_geometry[1], grid.lab_basis_m,
+                                              support=shown).astype(np.float32)  # fmt: skip
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     response = HttpResponse(buffer.getvalue(), content_type="application/octet-stream")

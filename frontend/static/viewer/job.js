@@ -119,22 +119,29 @@
 
   /* The view switches reload the page with their query: "phase ramp removed" (?ramp=1), where
    * |G| is known "displacement u along G" (?field=u), and where the diffractometer geometry is
-   * known "lab frame" (?frame=lab). */
+   * known "strain ε along G" (?field=strain) and "lab frame" (?frame=lab). */
   function showViewSwitches(obj) {
     const ramp = $("ramp-toggle");
     const disp = $("displacement-toggle");
+    const strain = $("strain-toggle");
     const lab = $("lab-toggle");
     ramp.checked = root.dataset.ramp === "1";
     disp.checked = root.dataset.displacement === "1";
+    strain.checked = root.dataset.strain === "1";
     lab.checked = root.dataset.lab === "1";
     const reload = () => {
-      const parts = (ramp.checked ? ["ramp=1"] : []).concat(disp.checked ? ["field=u"] : [])
-        .concat(lab.checked ? ["frame=lab"] : []);
+      const field = disp.checked ? ["field=u"] : strain.checked ? ["field=strain"] : [];
+      const parts = (ramp.checked ? ["ramp=1"] : []).concat(field).concat(lab.checked ? ["frame=lab"] : []);
       window.location.search = parts.length ? `?${parts.join("&")}` : "";
     };
     ramp.onchange = reload;
-    disp.onchange = reload;
+    // the colour is one field at a time: displacement and strain exclude each other
+    disp.onchange = () => { if (disp.checked) strain.checked = false; reload(); };
+    strain.onchange = () => { if (strain.checked) disp.checked = false; reload(); };
     lab.onchange = reload;
+    const s = obj.strain || { available: false };
+    $("strain-switch").hidden = !s.available;
+    $("strain-note").textContent = s.available && s.shown ? `(${s.note})` : "";
     const f = obj.frame || { available: false };
     $("lab-switch").hidden = !f.available;
     $("lab-note").textContent = f.available ? `(${f.note})` : "";
