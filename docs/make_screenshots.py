@@ -10,7 +10,7 @@ page, submits a ``pipeline`` job (shipped model, then ``ER**50`` with shrink-wra
 (600 iterations, 4 random starts) from the submit forms with their defaults, catches the phase job
 while it runs, and, once both succeeded, saves the result viewer (isosurface coloured by phase and
 slices, then by the displacement along G after a click on its switch, then on the orthogonal lab
-grid after a click on the lab-frame switch, diffraction, error curves
+grid after a click on the lab-frame switch, then by the strain along G, diffraction, error curves
 and PRTF), the comparison of prediction, refinement and
 conventional phasing, and the dashboard. Debian's Chromium (``/usr/bin/chromium``) through
 Playwright, headless, 1280×800; nothing is downloaded. Prints the χ² of each job.
@@ -122,6 +122,12 @@ def main() -> int:
         page.wait_for_timeout(800)
         print(f"lab frame: {page.inner_text('#lab-note')}; {page.inner_text('#units-note')}", flush=True)
         card(page, "plot-iso").locator("xpath=..").screenshot(path=str(args.out / "result_lab_frame.png"))
+        page.click("#strain-toggle")  # the same geometry gives the direction of G: ε = Ĝ·∇u in %
+        page.wait_for_url(re.compile(r".*\?field=strain&frame=lab$"))
+        page.wait_for_selector("body[data-result-rendered='1']", timeout=120_000)
+        page.wait_for_timeout(800)
+        print(f"strain: {page.inner_text('#strain-note')}", flush=True)
+        card(page, "plot-iso").locator("xpath=..").screenshot(path=str(args.out / "result_strain.png"))
 
         page.goto(phase_url)
         print(f"phase: {wait_finished(page)}", flush=True)
