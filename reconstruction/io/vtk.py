@@ -13,22 +13,25 @@ from reconstruction.io.atomic import atomic_path
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def write_vtk(
-    path: str | os.PathLike,
+def vtk_bytes(
     fields: dict[str, np.ndarray],
     *,
-    spacing: float,
+    spacing: float | tuple[float, float, float],
     title: str = "reconstruction",
-) -> None:
-    """Write 3D scalar ``fields`` (same (z, y, x) shape) as a binary legacy VTK structured-points
-    file with cubic cells of ``spacing`` (any length unit; the grid's centre N // 2 at 0)."""
+) -> bytes:
+    """A binary legacy VTK structured-points file of 3D scalar ``fields`` (same (z, y, x)
+    shape; 2D (y, x) fields become one slice), cells of ``spacing`` (one value, or per axis
+    (z, y, x); any length unit), the grid's centre N // 2 at the origin."""
+    fields = {k: (v[None] if np.ndim(v) == 2 else v) for k, v in fields.items()}
     shapes = {np.shape(v) for v in fields.values()}
     if not fields or len(shapes) != 1 or len(next(iter(shapes))) != 3:
-        raise InvalidDataError("VTK export needs one or more 3D fields of the same shape")
-    if not (np.isfinite(spacing) and spacing > 0):
+        raise InvalidDataError("VTK export needs one or more 2D or 3D fields of the same shape")
+    steps = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,)))
+    if not all(np.isfinite(v) and v > 0 for v in steps):
         raise InvalidDataError(f"VTK spacing must be > 0, got {spacing}")
     nz, ny, nx = next(iter(shapes))
-    origin = [-(n // 2) * spacing for n in (nx, ny, nz)]
+    sz, sy, sx = steps
+    origin = [-(n // 2) * d for n, d in ((nx, sx), (ny, sy), (nz, sz))]
     header = (
         "# vtk DataFile Version 3.0\n"
         f"{title.replace(chr(10), ' ')[:200]}\n"
@@ -36,17 +39,30 @@ def write_vtk(
         "DATASET STRUCTURED_POINTS\n"
         f"DIMENSIONS {nx} {ny} {nz}\n"
         f"ORIGIN {origin[0]:.9g} {origin[1]:.9g} {origin[2]:.9g}\n"
-        f"SPACING {spacing:.9g} {spacing:.9g} {spacing:.9g}\n"
+        f"SPACING {sx:.9g} {sy:.9g} {sz:.9g}\n"
         f"POINT_DATA {nx * ny * nz}\n"
     )
+    parts = [header.encode("ascii")]
+    for name, values in fields.items():
+        if not _NAME.match(name):
+            raise InvalidDataError(f"bad VTK field name {name!r}")
+        parts.append(f"SCALARS {name} float 1\nLOOKUP_TABLE default\n".encode("ascii"))
+        parts.append(np.ascontiguousarray(values, dtype=">f4").tobytes())  # x fastest
+        parts.append(b"\n")
+    return b"".join(parts)
+
+
+def write_vtk(
+    path: str | os.PathLike,
+    fields: dict[str, np.ndarray],
+    *,
+    spacing: float | tuple[float, float, float],
+    title: str = "reconstruction",
+) -> None:
+    """Write ``vtk_bytes(fields, spacing=, title=)`` to ``path`` atomically."""
+    payload = vtk_bytes(fields, spacing=spacing, title=title)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(header.encode("ascii"))
-        for name, values in fields.items():
-            if not _NAME.match(name):
-                raise InvalidDataError(f"bad VTK field name {name!r}")
-            handle.write(f"SCALARS {name} float 1\nLOOKUP_TABLE default\n".encode("ascii"))
-            handle.write(np.ascontiguousarray(values, dtype=">f4").tobytes())  # x fastest
-            handle.write(b"\n")
+        handle.write(payload)
 
 
 def read_vtk(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], float]:
@@ -55,7 +71,7 @@ def read_vtk(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], float]:
         data = handle.read()
     lines = data.split(b"\n", 8)
     dims = [int(v) for v in lines[4].split()[1:4]]
-    spacing = float(lines[6].split()[1])
+    spacing = float(lines[6].split()[1])  # along x
     rest, n = lines[8], dims[0] * dims[1] * dims[2]
     fields: dict[str, np.ndarray] = {}
     while rest.startswith(b"SCALARS"):
@@ -67,4 +83,4 @@ def read_vtk(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], float]:
     return fields, spacing
 
 
-__all__ = ["read_vtk", "write_vtk"]
+__all__ = ["read_vtk", "vtk_bytes", "write_vtk"]

@@ -50,6 +50,7 @@ def private_urls(records) -> list[str]:
         reverse("viewer:job_figures", args=[job.pk]),
         reverse("viewer:job_isosurface", args=[job.pk]),
         reverse("viewer:job_npz", args=[job.pk]),
+        reverse("viewer:job_vtk", args=[job.pk]),
         reverse("viewer:job_new") + f"?rerun={job.pk}",
         reverse("viewer:compare") + f"?jobs={job.pk}",
     ]
@@ -134,6 +135,15 @@ def test_npz_download_holds_the_complex_object_and_its_support(cast, records):
     assert data["obj"].dtype == np.complex64 and data["obj"].shape == (16, 16, 16)
     assert data["support"].dtype == bool
     assert np.isnan(data["voxel_size_m"]).all() and "displacement_m" not in data  # an .npy pattern: no geometry
+
+
+def test_vtk_download_without_geometry_is_on_the_data_grid_in_voxels(cast, records, tmp_path):
+    from reconstruction.io.vtk import read_vtk
+
+    (tmp_path / "a.vtk").write_bytes(cast.client(cast.member).get(reverse("viewer:job_vtk", args=[records.job.pk])).content)
+    fields, spacing = read_vtk(tmp_path / "a.vtk")
+    assert set(fields) == {"amplitude", "phase", "support"} and spacing == 1.0
+    assert "data grid, voxels" in (tmp_path / "a.vtk").read_bytes()[:120].decode()
 
 
 def test_npz_download_carries_the_voxel_size_and_the_displacement_where_the_data_give_them(cast, records):
@@ -453,3 +463,11 @@ def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_qu
     assert np.isfinite(npz["strain"]).any() and np.linalg.norm(npz["g_direction_lab"]) == pytest.approx(1.0)
     html = client.get(reverse("viewer:job", args=[records.job.pk]) + "?field=strain&frame=lab").content.decode()
     assert 'id="strain-toggle" checked' in html and f"{figures_url}?field=strain&amp;frame=lab" in html
+    # the VTK download is on the lab grid, with every field the data allow
+    from reconstruction.io.vtk import read_vtk
+
+    vtk_path = records.job.result_dir / "download.vtk"
+    vtk_path.write_bytes(client.get(reverse("viewer:job_vtk", args=[records.job.pk])).content)
+    fields, spacing = read_vtk(vtk_path)
+    assert set(fields) == {"amplitude", "phase", "support", "displacement_pm", "strain_pct"}
+    assert spacing == pytest.approx(sizes[0], rel=1e-6) and fields["amplitude"].max() == pytest.approx(1.0)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("jobs/<int:pk>/isosurface.json", views.job_isosurface, name="job_isosurface"),
     path("jobs/<int:pk>/aligned.json", views.job_aligned, name="job_aligned"),
     path("jobs/<int:pk>/result.npz", views.job_npz, name="job_npz"),
+    path("jobs/<int:pk>/object.vtk", views.job_vtk, name="job_vtk"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("compare/", views.compare, name="compare"),
     path("models/", views.models_list, name="models"),

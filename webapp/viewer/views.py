@@ -605,6 +605,44 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def job_vtk(request: HttpRequest, pk: int) -> HttpResponse:
+    """The result as a legacy VTK file for ParaView: amplitude (max 1), phase (rad), support and,
+    where the data give them, displacement_pm and strain_pct along G; on the orthogonal lab grid
+    (nm) where the diffractometer geometry is known, else on the data's grid (nm per axis where
+    known, else voxels; a Bragg scan's shear is then not corrected)."""
+    from reconstruction.io.vtk import vtk_bytes
+    from reconstruction.metrics import displacement_field, strain_along_g
+
+    job = selectors.job_get_for_user(request.user, pk)
+    record = _read_result(job)
+    obj = np.asarray(record.obj, dtype=np.complex64)
+    support = np.asarray(record.support, dtype=bool) if record.support is not None else np.ones(obj.shape, bool)
+    grid = job_grid(job, obj.shape)
+    view = shown_object(obj, support, grid, lab=grid.lab_basis_m is not None)
+    amplitude = np.abs(view.obj)
+    top = float(amplitude.max()) or 1.0
+    shown = figures.shown_region(amplitude / top, view.support)
+    fields = {"amplitude": amplitude / top, "phase": figures.reference_phase(view.obj, view.support),
+              "support": view.support.astype(np.float32)}  # fmt: skip
+    if grid.g_norm_per_m is not None and shown.any():
+        fields["displacement_pm"] = 1e12 * displacement_field(view.obj, grid.g_norm_per_m, support=shown)
+        if view.strain_geometry is not None:
+            basis, direction = view.strain_geometry
+            fields["strain_pct"] = 100 * strain_along_g(view.obj, grid.g_norm_per_m, direction, basis, support=shown)
+    sizes = view.voxel_size_m or (None,) * obj.ndim
+    known = all(v is not None for v in sizes)
+    spacing = tuple(v * 1e9 for v in sizes) if known else 1.0
+    if obj.ndim == 2 and known:
+        spacing = (1.0, *spacing)
+    frame = "lab frame, nm" if view.frame["shown"] == "lab" else "data grid, nm" if known else "data grid, voxels"
+    payload = vtk_bytes(fields, spacing=spacing, title=f"job {job.pk} {job.kind} ({frame})")
+    response = HttpResponse(payload, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="job{job.pk}_object.vtk"'
+    return response
+
+
+@login_required
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a queued or running job to stop."""
