@@ -368,21 +368,24 @@ def _positioners(entry: h5py.Group, meta: Metadata) -> None:
     """Put the instrument's name and its scalar positioners (deg) in ``meta.extra``
     (``instrument_name``, ``positioners_deg``): the diffractometer angles of the scan, which
     ``reconstruction.geometry`` needs to put the object in the lab frame."""
-    name = entry.get("instrument_1/name")
-    if isinstance(name, h5py.Dataset) and name.shape == () and name.dtype.kind in "OSU":
-        meta.extra["instrument_name"] = _as_str(name[()])[:200]
-    group = entry.get("instrument_1/positioners")
-    if not isinstance(group, h5py.Group):
-        return
+    for path in ("instrument_1/name", "instrument/name"):
+        name = entry.get(path)
+        if isinstance(name, h5py.Dataset) and name.shape in ((), (1,)) and name.dtype.kind in "OSU":
+            meta.extra["instrument_name"] = _as_str(np.ravel(name[()])[0])[:200]
+            break
     out: dict[str, float] = {}
-    for key in list(group.keys())[:MAX_POSITIONERS]:
-        d = group.get(key)
-        if isinstance(d, h5py.Dataset) and d.shape in ((), (1,)) and _numeric(d.dtype):
-            value = float(np.ravel(d[()])[0])
-            unit = _as_str(d.attrs.get("units", "")).strip().lower()
-            value *= ANGLE_UNITS.get(unit, 1.0)
-            if np.isfinite(value):
-                out[str(key)[:64]] = value
+    for path in ("instrument_1/positioners", "instrument/positioners"):  # CXI, NeXus (BLISS)
+        group = entry.get(path)
+        if not isinstance(group, h5py.Group):
+            continue
+        for key in list(group.keys())[:MAX_POSITIONERS]:
+            d = group.get(key)  # scalars only: a scanned motor's array is the rocking axis
+            if isinstance(d, h5py.Dataset) and d.shape in ((), (1,)) and _numeric(d.dtype):
+                value = float(np.ravel(d[()])[0])
+                unit = _as_str(d.attrs.get("units", "")).strip().lower()
+                value *= ANGLE_UNITS.get(unit, 1.0)
+                if np.isfinite(value):
+                    out.setdefault(str(key)[:64], value)
     if out:
         meta.extra["positioners_deg"] = out
 

@@ -288,3 +288,30 @@ def test_strain_along_g_on_the_sheared_grid_matches_the_crystal_and_its_lab_fram
     np.testing.assert_allclose(eps_lab[lab_inner], expected(lab_pts).reshape(shape)[lab_inner], atol=3e-5)
     with pytest.raises(ValueError, match="3×3"):
         strain_along_g(obj, g_norm, np.zeros(3), a)
+
+
+def test_a_nexus_scan_gives_its_instrument_and_scalar_positioners(tmp_path):
+    """BLISS/NeXus layout (ESRF ID01): ``instrument/name`` and ``instrument/positioners`` with
+    the rocking motor as an array; the scalars are kept (radians converted), the array is not."""
+    import h5py
+
+    from reconstruction.io import load_data
+
+    path = tmp_path / "id01.h5"
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("scan_1")
+        entry.attrs["NX_class"] = "NXentry"
+        entry["instrument/name"] = "ESRF ID01"
+        pos = entry.create_group("instrument/positioners")
+        pos["eta"] = np.linspace(15.0, 15.4, 8)
+        pos["nu"] = 4.0
+        pos["delta"] = math.radians(31.0)
+        pos["delta"].attrs["units"] = "rad"
+        pos["mu"] = 0.3
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "data"
+        data["data"] = np.random.default_rng(0).poisson(5.0, (8, 16, 16)).astype(np.int32)
+    meta = load_data(str(path)).metadata
+    assert meta.extra["instrument_name"] == "ESRF ID01"
+    assert meta.extra["positioners_deg"] == pytest.approx({"nu": 4.0, "delta": 31.0, "mu": 0.3})
