@@ -202,6 +202,10 @@ def test_prtf_resolution_is_the_one_over_e_crossing():
     fig = figures.prtf_figure(freq, prtf)
     assert abs(fig["meta"]["resolution"] - 0.3) < 2e-3
     assert figures.prtf_resolution(freq, np.ones_like(freq)) is None
+    assert fig["meta"]["resolution_nm"] is None  # no voxel size, pixels only
+    sized = figures.prtf_figure(freq, prtf, voxel_size_m=(22.5e-9, 19.6e-9, 19.6e-9))
+    assert sized["meta"]["resolution_nm"] == pytest.approx([0.5 / 0.3 * 22.5, 0.5 / 0.3 * 19.6, 0.5 / 0.3 * 19.6], rel=1e-2)
+    assert "= 38 × 33 × 33 nm along z, y, x" in sized["layout"]["annotations"][-1]["text"]
 
 
 def test_loss_curves_accept_dicts_and_lists_of_epochs():

@@ -598,13 +598,21 @@ def prtf_resolution(freq: np.ndarray, prtf: np.ndarray) -> float | None:
     return float(f0 + (p0 - limit) / (p0 - p1) * (f1 - f0)) if p0 != p1 else float(f1)
 
 
-def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles per pixel") -> dict[str, Any]:
+def prtf_figure(
+    freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles per pixel",
+    voxel_size_m: tuple[float | None, ...] | None = None,
+) -> dict[str, Any]:
     """Return the PRTF vs spatial frequency with the 1/e line and the resolution marked.
 
-    freq : (n,) spatial frequency in ``freq_unit``; prtf : (n,) in [0, 1].
-    ``figure["meta"]["resolution"]`` is the 1/e crossing (same unit as freq) or None.
+    freq : (n,) spatial frequency in ``freq_unit``; prtf : (n,) in [0, 1]; voxel_size_m : the
+    grid's voxel size (m per axis, axis 0 first): when known on every axis, the half-period
+    resolution in pixels is also given in nm per axis.
+    ``figure["meta"]["resolution"]`` is the 1/e crossing (same unit as freq) or None;
+    ``meta["resolution_nm"]`` the half-period in nm per axis, or None.
     """
     res = prtf_resolution(freq, prtf)
+    nm = units_info(voxel_size_m, len(voxel_size_m or ()) or 3)["voxel_size_nm"] if voxel_size_m else None
+    resolution_nm = [0.5 / res * v for v in nm] if res and nm and freq_unit == "cycles per pixel" else None
     traces = [{"type": "scatter", "mode": "lines+markers", "name": "PRTF", "marker": {"size": 4},
                "x": typed_array(np.asarray(freq, np.float32)), "y": typed_array(np.asarray(prtf, np.float32))}]  # fmt: skip
     shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 1 / math.e, "y1": 1 / math.e,
@@ -614,7 +622,11 @@ def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles 
     if res is not None:
         text = f"1/e at {res:.3g} {freq_unit}"
         if freq_unit == "cycles per pixel" and res > 0:
-            text += f" (half-period resolution {0.5 / res:.2f} pixels)"
+            text += f" (half-period resolution {0.5 / res:.2f} pixels"
+            if resolution_nm:
+                names = AXIS_NAMES[-len(resolution_nm):]
+                text += f" = {' × '.join(f'{v:.0f}' for v in resolution_nm)} nm along {', '.join(names)}"
+            text += ")"
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": res, "x1": res, "y0": 0, "y1": 1,
                        "line": {"dash": "dot", "color": "#555", "width": 1}})  # fmt: skip
         annotations.append({"text": text, "xref": "x", "yref": "paper", "x": res, "y": 0.95,
@@ -627,7 +639,8 @@ def prtf_figure(freq: np.ndarray, prtf: np.ndarray, *, freq_unit: str = "cycles 
               "xaxis": {"title": {"text": f"spatial frequency ({freq_unit})"}},
               "yaxis": {"title": {"text": "PRTF"}, "range": [0, 1.05]}, "shapes": shapes,
               "annotations": annotations, "height": 320, "margin": {"l": 60, "r": 10, "t": 40, "b": 45}}  # fmt: skip
-    return {"data": traces, "layout": layout, "meta": {"resolution": res, "freq_unit": freq_unit}}
+    return {"data": traces, "layout": layout,
+            "meta": {"resolution": res, "freq_unit": freq_unit, "resolution_nm": resolution_nm}}  # fmt: skip
 
 
 def loss_curves_figure(history: Any) -> dict[str, Any] | None:
@@ -980,7 +993,7 @@ def result_bundle(
         prtf = np.asarray(arrays["prtf"]).ravel()
         freq = np.asarray(arrays.get("prtf_freq", [])).ravel()
         if freq.size == prtf.size and prtf.size > 1:
-            bundle["prtf"] = prtf_figure(freq, prtf, freq_unit="cycles per pixel")
+            bundle["prtf"] = prtf_figure(freq, prtf, freq_unit="cycles per pixel", voxel_size_m=voxel_size_m)
     return bundle
 
 
