@@ -18,6 +18,7 @@ from scipy import ndimage
 from reconstruction.errors import InvalidDataError
 
 LAB_AXES = ("z (along the beam)", "y (up)", "x")
+SLAB_POINTS = 1 << 21
 
 
 @dataclass
@@ -36,10 +37,14 @@ def lab_grid_basis(voxel_size_m: float) -> np.ndarray:
     return voxel_size_m * np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
-def lab_grid_points(shape: tuple[int, int, int], voxel_size_m: float) -> np.ndarray:
+def lab_grid_points(
+    shape: tuple[int, int, int], voxel_size_m: float, *, z_range: tuple[int, int] | None = None
+) -> np.ndarray:
     """(3, Z·Y·X) lab positions (m, as x, y, z rows) of an orthogonal grid with array axes
-    (z, y, x), centred on index N // 2."""
+    (z, y, x), centred on index N // 2; ``z_range`` (start, stop): only those z planes."""
     iz, iy, ix = (np.arange(n, dtype=np.float64) - n // 2 for n in shape)
+    if z_range is not None:
+        iz = iz[z_range[0]:z_range[1]]
     z, y, x = np.meshgrid(iz, iy, ix, indexing="ij")
     return voxel_size_m * np.stack([x.ravel(), y.ravel(), z.ravel()])
 
@@ -71,20 +76,27 @@ def to_lab_frame(
     if not (math.isfinite(voxel_size_m) and voxel_size_m > 0):
         raise InvalidDataError(f"voxel size must be > 0 m, got {voxel_size_m}")
     out_shape = tuple(int(n) for n in (shape or obj.shape))
-    points = lab_grid_points(out_shape, voxel_size_m)
+    if len(out_shape) != 3 or min(out_shape) < 1:
+        raise InvalidDataError(f"the lab grid must be 3D, got shape {out_shape}")
     centre = np.array([n // 2 for n in obj.shape], dtype=np.float64)[:, None]
-    coords = np.linalg.solve(a, points) + centre
-
-    def sample(values: np.ndarray) -> np.ndarray:
-        return ndimage.map_coordinates(
-            values, coords, order=1, mode="constant", cval=0.0, prefilter=False
-        ).reshape(out_shape)
-
-    lab = (sample(obj.real.astype(np.float32)) + 1j * sample(obj.imag.astype(np.float32)))
-    lab_support = None
+    inverse = np.linalg.inv(a)
+    volumes = [obj.real.astype(np.float32), obj.imag.astype(np.float32)]
     if support is not None:
-        lab_support = sample(np.asarray(support, dtype=np.float32)) >= 0.5
-    return LabFrameObject(lab.astype(np.complex64), float(voxel_size_m), a, lab_support)
+        volumes.append(np.asarray(support, dtype=np.float32))
+    outputs = [np.empty(out_shape, np.float32) for _ in volumes]
+    # slabs of lab z-planes keep the coordinate arrays small (≈ 2 M points at a time)
+    step = max(1, SLAB_POINTS // (out_shape[1] * out_shape[2]))
+    for z0 in range(0, out_shape[0], step):
+        z1 = min(out_shape[0], z0 + step)
+        points = lab_grid_points(out_shape, voxel_size_m, z_range=(z0, z1))
+        coords = inverse @ points + centre
+        for values, out in zip(volumes, outputs):
+            out[z0:z1] = ndimage.map_coordinates(
+                values, coords, order=1, mode="constant", cval=0.0, prefilter=False
+            ).reshape((z1 - z0, *out_shape[1:]))
+    lab = (outputs[0] + 1j * outputs[1]).astype(np.complex64)
+    lab_support = outputs[2] >= 0.5 if support is not None else None
+    return LabFrameObject(lab, float(voxel_size_m), a, lab_support)
 
 
 __all__ = ["LAB_AXES", "LabFrameObject", "lab_grid_basis", "lab_grid_points", "to_lab_frame"]
