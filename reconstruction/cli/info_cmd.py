@@ -130,6 +130,12 @@ def format_table(s: dict[str, Any]) -> str:
                 ),
             )
         )
+    lab = s.get("geometry")
+    if lab:
+        rows.append(("lab frame", (
+            f"{lab['diffractometer_title']}, 2θ = {lab['two_theta_deg']:.3f} deg, data grid up to "
+            f"{lab['max_shear_deg']:.1f} deg from orthogonal (labframe, strain available)"
+            if lab["available"] else f"not available: {lab['reason']}")))
     extra = meta.get("extra") or {}
     if "oversampling_before" in extra:
         rows.append(

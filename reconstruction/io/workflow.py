@@ -154,8 +154,25 @@ def inspect_file(path: str | os.PathLike, *, dataset_path: str | None = None) ->
         warnings=list(data.provenance.warnings),
         steps=data.provenance.steps,
     )
+    if intensity.ndim == 3 and not stack:
+        out["geometry"] = geometry_summary(data.metadata, intensity.shape)
     out["seconds"] = round(time.monotonic() - start, 3)
     return jsonable(out)
+
+
+def geometry_summary(metadata: Metadata, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Whether a 3D scan's diffractometer geometry is known (lab frame and strain possible):
+    ``available`` with the diffractometer, 2θ (deg), rocking circle and step (deg) and the
+    largest angle (deg) of the data grid from orthogonal, else ``reason``."""
+    from reconstruction.errors import ReconstructionError
+    from reconstruction.geometry.workflow import lab_basis_m
+
+    try:
+        _, info = lab_basis_m(metadata, tuple(shape))
+    except ReconstructionError as exc:
+        return {"available": False, "reason": str(exc)}
+    keys = ("diffractometer_title", "two_theta_deg", "rocking_circle", "rocking_step_deg", "max_shear_deg")
+    return {"available": True, **{k: info[k] for k in keys}}
 
 
 def prepare_file(

@@ -315,3 +315,14 @@ def test_a_nexus_scan_gives_its_instrument_and_scalar_positioners(tmp_path):
     meta = load_data(str(path)).metadata
     assert meta.extra["instrument_name"] == "ESRF ID01"
     assert meta.extra["positioners_deg"] == pytest.approx({"nu": 4.0, "delta": 31.0, "mu": 0.3})
+
+
+def test_info_says_whether_the_lab_frame_is_available(tmp_path, capsys):
+    from reconstruction.cli import main
+
+    np.save(tmp_path / "p.npy", np.random.default_rng(0).poisson(3, (8, 16, 16)).astype(np.int32))
+    assert main(["info", str(tmp_path / "p.npy")]) == 0
+    assert "lab frame     not available: unknown diffractometer" in capsys.readouterr().out
+    if APS_FILE.is_file():
+        assert main(["info", str(APS_FILE)]) == 0
+        assert "APS 34-ID-C, 2θ = 34.316 deg, data grid up to 14.0 deg from orthogonal" in capsys.readouterr().out
