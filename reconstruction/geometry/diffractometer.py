@@ -164,7 +164,8 @@ def real_space_basis(reciprocal: np.ndarray, shape: tuple[int, ...]) -> np.ndarr
     if b.shape != (3, 3) or len(shape) != 3:
         raise InvalidDataError("a real-space basis needs a 3×3 q basis and a 3D shape")
     det = float(np.linalg.det(b))
-    if not math.isfinite(det) or abs(det) < 1e-12 * float(np.prod(np.linalg.norm(b, axis=0))):
+    scale = float(np.prod(np.linalg.norm(b, axis=0)))
+    if not (math.isfinite(det) and scale > 0) or abs(det) < 1e-12 * scale:
         raise InvalidDataError("the q steps of the three axes are coplanar: no 3D geometry")
     return 2 * math.pi * np.linalg.inv(b).T / np.asarray(shape, dtype=np.float64)
 

@@ -54,10 +54,15 @@ def _circle_of(d: Diffractometer, axis_name: str | None) -> str | None:
 
 
 def _positioner(positioners: dict, circle: str) -> float | None:
+    """The circle's angle (deg) among the positioners, under its name or an alias; None when
+    absent or not a finite number (a hand-edited file may hold anything there)."""
     for key in CIRCLE_ALIASES.get(circle, (circle,)):
-        value = positioners.get(key)
-        if value is not None and math.isfinite(float(value)):
-            return float(value)
+        try:
+            value = float(positioners.get(key))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and abs(value) <= 3600:
+            return value
     return None
 
 
@@ -98,7 +103,8 @@ def scan_geometry(
     step = float(np.mean(np.diff(angles)))
     if not math.isfinite(step) or step == 0:
         raise InvalidDataError("no lab frame for this scan: the rocking angles do not change")
-    positioners = dict((metadata.extra or {}).get("positioners_deg") or {})
+    positioners = (metadata.extra or {}).get("positioners_deg")
+    positioners = positioners if isinstance(positioners, dict) else {}
     values = {circle: float(angles[shape[0] // 2])}
     outer = [c for c, _ in d.sample_circles][: [c for c, _ in d.sample_circles].index(circle)]
     absent = []

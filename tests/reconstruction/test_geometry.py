@@ -326,3 +326,17 @@ def test_info_says_whether_the_lab_frame_is_available(tmp_path, capsys):
     if APS_FILE.is_file():
         assert main(["info", str(APS_FILE)]) == 0
         assert "APS 34-ID-C, 2θ = 34.316 deg, data grid up to 14.0 deg from orthogonal" in capsys.readouterr().out
+
+
+def test_hand_edited_positioners_are_reported_missing_not_a_crash():
+    meta = Metadata(wavelength_m=WAVELENGTH, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=np.linspace(0, 1, 8), rocking_axis="theta",
+                    extra={"instrument_name": "APS 34-ID-C", "positioners_deg": {"delta": "abc", "gamma": [1, 2]}})
+    with pytest.raises(InvalidDataError, match="delta, gamma"):
+        scan_geometry(meta, (8, 16, 16))
+    meta.extra["positioners_deg"] = "not a dict"
+    with pytest.raises(InvalidDataError, match="missing"):
+        scan_geometry(meta, (8, 16, 16))
+    meta.extra["positioners_deg"] = {"delta": 0.0, "gamma": 0.0}  # the direct beam: Q = 0
+    with pytest.raises(InvalidDataError, match="coplanar"):
+        real_space_basis(reciprocal_basis(scan_geometry(meta, (8, 16, 16))), (8, 16, 16))
