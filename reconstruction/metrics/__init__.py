@@ -3,7 +3,8 @@
 - ``fourier_errors(obj, intensity, mask=None, free_mask=None)``: chi2, chi2_free, LLK.
 - ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
 - ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
-- ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs.
+- ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs;
+  ``mode_decomposition(objs)``: the weight of the first mode of aligned runs (agreement).
 - ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``,
   ``displacement_field`` (u = φ / |G| in m), ``strain_along_g`` (ε = Ĝ·∇u on any voxel basis).
 """
@@ -16,6 +17,7 @@ from reconstruction.metrics.alignment import (
     twin_of,
 )
 from reconstruction.metrics.fourier_errors import fourier_errors, free_pixel_mask, poisson_llk
+from reconstruction.metrics.modes import mode_decomposition
 from reconstruction.metrics.postprocess import (
     centre_object,
     displacement_field,
@@ -47,6 +49,7 @@ __all__ = [
     "poisson_llk",
     "prtf",
     "radial_frequency",
+    "mode_decomposition",
     "remove_phase_ramp",
     "strain_along_g",
     "shell_average",

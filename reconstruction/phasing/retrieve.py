@@ -19,6 +19,7 @@ from reconstruction.metrics import (
     centre_object,
     fourier_errors,
     free_pixel_mask,
+    mode_decomposition,
     prtf,
     zero_phase_offset,
 )
@@ -284,6 +285,7 @@ def phase_retrieve(
     obj = objs[best].astype(np.complex128)
     aligned = [obj]
     prtf_out = None
+    mode1_fraction = None
     if runs > 1:
         others = [r for r in order[1:]]
         aligned_all = {best: obj}
@@ -292,6 +294,8 @@ def phase_retrieve(
             aligned_all[r], _ = align_to(objs[r], obj, ramp=False)
         aligned = [aligned_all[r] for r in kept]
         prtf_out = prtf(np.stack([aligned_all[r] for r in order]), intensity, mask)
+        if keep > 1:  # PyNX's agreement figure: how much of the kept runs one object explains
+            mode1_fraction = float(mode_decomposition(np.stack(aligned))["weights"][0])
     if keep > 1:
         obj = np.mean(np.stack(aligned), axis=0)
     sup = sups[best]
@@ -319,6 +323,8 @@ def phase_retrieve(
     }
     if prtf_out is not None:
         metrics["prtf_resolution_pixel"] = prtf_out["resolution_pixel"]
+    if mode1_fraction is not None:
+        metrics["mode1_fraction"] = mode1_fraction
     segments = schedule.segments()
     seg_index = np.zeros(schedule.total)
     for i, s in enumerate(segments):
