@@ -25,7 +25,9 @@ threshold (they do not depend on the model), so another model is benchmarked in 
 only over the first ``--retime`` patterns, whose conventional phasing is re-run (and timed) in
 this run beside the network. ``--extra-refine SCHEDULE`` adds a second refinement of the same
 predictions (e.g. "HIO**80,ER**20" with ``--extra-shrinkwrap``) as extra rows.
-``--optimise-steps N`` adds the per-pattern route: N optimiser steps of the weights on the
+``--flips N`` adds the averaged-views route: the predictions of N mirrored views of the
+pattern (``predict_averaged``, what ``pipeline`` runs by default with N = 4), then ER**50; its
+time counts both. ``--optimise-steps N`` adds the per-pattern route: N optimiser steps of the weights on the
 pattern (``optimise_on_pattern``, learning rate ``--optimise-lr``), its prediction, then ER**50
 with shrink-wrap; its time counts all three.
 """
@@ -44,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
-from reconstruction.nn import load_checkpoint, predict_objects
+from reconstruction.nn import load_checkpoint, predict_averaged, predict_objects
 from reconstruction.nn.predict import OPTIMISE_LR, optimise_on_pattern
 from reconstruction.nn.testing import object_ssim
 from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimise-steps", type=int, default=0,
                         help="add the per-pattern route: optimise the weights N steps on each pattern")
     parser.add_argument("--optimise-lr", type=float, default=OPTIMISE_LR, help="its learning rate")
+    parser.add_argument("--flips", type=int, default=1, choices=(1, 4, 8),
+                        help="add the averaged-views route: the prediction of N mirrored views "
+                        "averaged (predict_averaged, the pipeline's default is 4), then ER50")
     args = parser.parse_args(argv)
     cache_path = Path(args.conventional_cache) if args.conventional_cache else None
     cache: dict[str, dict[str, float]] = {}
@@ -189,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                 shrinkwrap=True if args.extra_shrinkwrap else None,
             )
             row.update(scored("extra", ext, time.perf_counter() - t0, "extra_s"))
+        if args.flips > 1:
+            t0 = time.perf_counter()
+            avg_obj, avg_sup = predict_averaged(model, intens[i], masks[i], flips=args.flips)
+            row["averaged_nn_rel_error"] = compare_to_truth(avg_obj, truths[i], support=inside)["rel_error"]
+            avg = er50(avg_obj, avg_sup)
+            row.update(scored("averaged", avg, time.perf_counter() - t0, "averaged_s"))
         if args.optimise_steps:
             t0 = time.perf_counter()
             tuned, _ = optimise_on_pattern(model, intens[i], masks[i], steps=args.optimise_steps, lr=args.optimise_lr)
@@ -244,8 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     extra_name = f"predict + {args.extra_refine}" + (
         " (shrink-wrap)" if args.extra_shrinkwrap else " (fixed support)")
     optimised_name = f"{args.optimise_steps} per-pattern steps (lr {args.optimise_lr:g}) + predict + ER50"
+    averaged_name = f"predict from {args.flips} mirrored views, averaged + ER50"
     # (label, prefix, seconds per pattern) of the routes beside the default one
     extras = []
+    if "averaged_chi2" in col:
+        extras.append((averaged_name, "averaged", col["averaged_s"]))
+        print(f"| {args.flips} averaged views: network relative error, median | "
+              f"{np.median(col['averaged_nn_rel_error']):.3f} |")
+        print(f"| {args.flips} averaged views: network success (rel. error <= 0.2) | "
+              f"{100 * np.mean(col['averaged_nn_rel_error'] <= 0.2):.0f} % (one view: "
+              f"{100 * np.mean(col['nn_rel_error'] <= 0.2):.0f} %) |")
     if "extra_chi2" in col:
         extras.append((extra_name, "extra", col["predict_s"] + col["extra_s"]))
     if "optimised_chi2" in col:

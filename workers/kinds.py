@@ -167,6 +167,7 @@ def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress |
         str(prepared), str(job.result_path),
         checkpoint_path=_checkpoint_path(job), device=ctx.device,
         threshold=job.params.get("threshold", 0.1), optimise_steps=job.params.get("optimise_steps", 0),
+        flips=int(job.params.get("flips", 1)),
         progress=progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
     )
     summary["prepared"] = prep
@@ -270,7 +271,11 @@ def run_pipeline(ctx: Context) -> dict[str, Any]:
     The pipeline job's own result.cxi is a copy of the refined result; its summary lists both steps.
     """
     job = ctx.job
-    predict = _step(ctx, kind="predict", parent=job, params={"optimise_steps": job.params.get("optimise_steps", 0)},
+    from reconstruction.nn.workflow import PIPELINE_FLIPS
+
+    predict = _step(ctx, kind="predict", parent=job,
+                    params={"optimise_steps": job.params.get("optimise_steps", 0),
+                            "flips": int(job.params.get("flips", PIPELINE_FLIPS))},
                     lo=0.0, hi=0.25, run=run_predict)
     refine = _step(ctx, kind="refine", parent=predict,
                    params={k: job.params[k] for k in ("algorithm", "support_threshold", "shrinkwrap")

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     add_shrinkwrap_option(parser)
     parser.add_argument("--shape", type=int, default=64, help="prepared size (default 64)")
     parser.add_argument("--oversampling", type=float, default=3.0, help="target oversampling")
+    parser.add_argument("--flips", type=int, choices=(1, 4, 8), default=None,
+                        help="mirrored views of the pattern the prediction averages (default 4; "
+                        "1 = a plain prediction; 8 in 3D only)")
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape,
         oversampling=args.oversampling,
         device=args.device,
+        flips=args.flips,
     )
     if args.json:
         print_json(summary)

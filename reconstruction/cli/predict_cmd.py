@@ -31,6 +31,9 @@ def register(subparsers) -> None:
         help="first optimise the weights on this pattern for N steps (unsupervised transfer)",
     )
     parser.add_argument("--from-scratch", action="store_true", help="optimise from random weights")
+    parser.add_argument("--flips", type=int, choices=(1, 4, 8), default=1,
+                        help="average the predictions of this many mirrored views of the pattern "
+                        "(test-time augmentation; 8 in 3D only)")
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         optimise_steps=args.optimise_steps,
         from_scratch=args.from_scratch,
+        flips=args.flips,
     )
     if args.json:
         print_json(summary)

@@ -10,7 +10,7 @@ See docs/network.md.
 from reconstruction.nn.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from reconstruction.nn.config import RECIPES, ModelConfig, TrainRecipe, get_recipe
 from reconstruction.nn.model import PhaseNet
-from reconstruction.nn.predict import optimise_on_pattern, predict_objects
+from reconstruction.nn.predict import optimise_on_pattern, predict_averaged, predict_objects
 from reconstruction.nn.workflow import default_checkpoint_path
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "get_recipe",
     "load_checkpoint",
     "optimise_on_pattern",
+    "predict_averaged",
     "predict_objects",
     "save_checkpoint",
 ]

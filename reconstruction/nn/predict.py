@@ -8,13 +8,14 @@ squares sense on unmasked pixels, so ``|farfield(obj)|^2`` is directly comparabl
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from reconstruction.errors import InvalidDataError
+from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.nn.config import TrainRecipe
 from reconstruction.nn.model import PhaseNet, cpu_fast_input, use_cpu_fast_layout
 from reconstruction.nn.physics import (
@@ -124,6 +125,77 @@ def predict_objects(
         done = start + len(x)
         report(progress, ProgressEvent(min(done / n, 1.0), "predict", done, n))
     return np.concatenate(objs), np.concatenate(supports)
+
+
+# Test-time augmentation: axis flips of the pattern (a flipped pattern is the diffraction of the
+# object flipped the same way). 4 = none and each axis alone; 8 = every combination (3D).
+FLIP_CHOICES = (1, 4, 8)
+
+
+def flip_sets(n_flips: int, dims: int) -> list[tuple[int, ...]]:
+    """The axis sets flipped for ``n_flips`` (1, 4 or 8; 2D has 1 or 4) views of a pattern."""
+    axes = list(range(dims))
+    every = [c for k in range(dims + 1) for c in itertools.combinations(axes, k)]
+    if n_flips == 1:
+        return [()]
+    if n_flips == 4:
+        return [(), *[(a,) for a in axes]] if dims == 3 else every
+    if n_flips == 8 and dims == 3:
+        return every
+    raise ConfigError(f"flips must be 1, 4 or 8 (1 or 4 in 2D), got {n_flips}")
+
+
+def flip_centred(array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``array`` (centred: zero frequency or object centre at N // 2) mirrored about index N // 2
+    along ``axes`` (index i -> N - i mod N), so the centre stays where it is."""
+    for axis in axes:
+        array = np.roll(np.flip(array, axis), 1, axis=axis)
+    return array
+
+
+def predict_averaged(
+    model: PhaseNet,
+    intensity: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    flips: int = 4,
+    threshold: float = 0.1,
+    device: torch.device | str = "cpu",
+    cancel: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predict one pattern from ``flips`` mirrored views and average them (test-time
+    augmentation): each view's prediction is mirrored back, aligned on the plain view's (shift,
+    twin, global phase: ``reconstruction.metrics.align_to``) and the complex objects averaged.
+
+    intensity, mask : one pattern (N, N, N) or (N, N), as for ``predict_objects``.
+    Returns (obj, support) of that pattern: obj complex64 centred, scaled to fit sqrt(intensity)
+    on the unmasked pixels; support = amplitude above ``threshold`` of its maximum.
+    On 100 held-out 3D simulations, 4 views lowered the relative error after ER**50 in 64 % of
+    patterns and raised the success rate from 32 to 37 % (benchmarks/RESULTS.md).
+    """
+    from reconstruction.fourier import farfield
+    from reconstruction.metrics import align_to
+
+    intensity = np.asarray(intensity, np.float32)
+    mask = np.zeros(intensity.shape, bool) if mask is None else np.asarray(mask, bool)
+    views = flip_sets(flips, intensity.ndim)
+    stack_i = np.stack([flip_centred(intensity, v) for v in views])
+    stack_m = np.stack([flip_centred(mask, v) for v in views])
+    objs, _ = predict_objects(model, stack_i, stack_m, batch_size=len(views), threshold=threshold,
+                              device=device, cancel=cancel)  # fmt: skip
+    back = [flip_centred(o, v) for o, v in zip(objs, views)]
+    reference = back[0]
+    aligned = [reference] + [align_to(b, reference, ramp=False)[0] for b in back[1:]]
+    check(cancel)
+    obj = np.mean(np.stack(aligned), axis=0)
+    calc = np.abs(farfield(obj))
+    measured = np.sqrt(np.maximum(intensity, 0.0))
+    keep = ~mask
+    scale = float((calc[keep] * measured[keep]).sum() / max(float((calc[keep] ** 2).sum()), EPS))
+    obj = (obj * scale).astype(np.complex64)
+    amplitude = np.abs(obj)
+    support = amplitude > threshold * float(amplitude.max()) if amplitude.max() > 0 else np.zeros(obj.shape, bool)
+    return obj, support
 
 
 # Per-pattern optimisation on the CPU puts the pattern this many times in each batch: the loss

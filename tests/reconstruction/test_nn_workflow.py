@@ -157,6 +157,38 @@ def test_pipeline_prepares_predicts_and_refines_a_raw_file(tmp_path, tiny_model)
     assert summary["metrics"]["chi2"] <= summary["predicted"]["metrics"]["chi2"] * (1 + 1e-6)
     refined = read_result(summary["out_path"])
     assert "initial_chi2" in refined.curves and "chi2" in refined.curves
+    predicted = read_result(tmp_path / "out" / "predicted.cxi")
+    assert predicted.config["flips"] == 4 and predicted.algorithm.endswith("×4flips")  # the default
+
+
+def test_a_mirrored_pattern_is_the_diffraction_of_the_mirrored_object():
+    from reconstruction.fourier import farfield
+    from reconstruction.nn.predict import flip_centred
+
+    obj, _ = ellipsoid_object(16, seed=3)
+    obj = obj * np.exp(1j * np.indices(obj.shape)[2] / 3.0)  # not symmetric
+    for axes in ((0,), (1, 2), (0, 1, 2)):
+        assert np.allclose(np.abs(farfield(flip_centred(obj, axes))), flip_centred(np.abs(farfield(obj)), axes), atol=1e-5)
+        assert np.array_equal(flip_centred(flip_centred(obj, axes), axes), obj)  # an involution
+
+
+def test_averaged_prediction_of_one_view_is_the_plain_prediction_and_more_views_fit_the_data(tiny_model):
+    from reconstruction.errors import ConfigError
+    from reconstruction.metrics import fourier_errors
+    from reconstruction.nn import predict_averaged
+
+    model, _ = load_checkpoint(tiny_model)
+    _, intensity = ellipsoid_object(16, seed=1)
+    plain, plain_support = predict_objects(model, intensity)
+    one, one_support = predict_averaged(model, intensity, flips=1)
+    assert np.allclose(one, plain[0], atol=1e-4 * np.abs(plain).max())  # the rescale differs by the root's EPS
+    assert np.array_equal(one_support, plain_support[0])
+    for flips in (4, 8):
+        obj, support = predict_averaged(model, intensity, flips=flips)
+        assert obj.shape == intensity.shape and support.any() and np.isfinite(obj).all()
+        assert fourier_errors(obj, intensity)["scale"] == pytest.approx(1.0, rel=1e-3)  # scaled to the data
+    with pytest.raises(ConfigError, match="flips must be 1, 4 or 8"):
+        predict_averaged(model, intensity, flips=3)
 
 
 def test_refine_and_pipeline_update_the_predicted_support_unless_told_not_to(tmp_path, tiny_model,
