@@ -196,7 +196,7 @@ def predict_averaged(
     Returns (obj, support) of that pattern: obj complex64 centred, scaled to fit sqrt(intensity)
     on the unmasked pixels; support = amplitude above ``threshold`` of its maximum.
     On 100 held-out 3D simulations, 4 views lowered the relative error after ER**50 in 64 % of
-    patterns and raised the success rate from 32 to 37 % (benchmarks/RESULTS.md).
+    patterns and raised the success rate from 32 to 37 %, for 0.1 s (benchmarks/RESULTS.md).
     """
     from reconstruction.fourier import farfield
 

