@@ -118,7 +118,8 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
 
 # Refinements seeded by the network. "thorough": one run of 200 iterations with shrink-wrap; on
 # 100 held-out simulations its chi2 is no worse than the best of 5 random 600-iteration starts
-# in 60 % of patterns, 12x faster (benchmarks/RESULTS.md); "full": the 600-iteration recipe (80 %).
+# in 67-74 % of patterns (HIO is chaotic: runs differ by a few patterns), ~15x faster
+# (benchmarks/RESULTS.md); "full": the 600-iteration recipe.
 _SEEDED: dict[str, dict[str, Any]] = {
     "thorough": {"algorithm": "ER**20,HIO**160,ER**20", "shrinkwrap": True},
     "full": {"algorithm": "(ER**20,HIO**160,ER**20)**3", "shrinkwrap": True},
