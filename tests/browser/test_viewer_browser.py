@@ -341,6 +341,7 @@ def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     assert page.is_checked("#strain-toggle") and not page.is_checked("#displacement-toggle")
     assert "ε along G (%)" in page.inner_text("#result")
+    assert page.inner_text("#field-stats").startswith("ε over the crystal (amplitude ≥ 30 %")
     assert page.inner_text("#panel-iso h2") == "Amplitude isosurface coloured by strain"
 
 

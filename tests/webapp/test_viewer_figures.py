@@ -373,6 +373,13 @@ def test_the_displacement_view_colours_by_u_along_g_in_pm_where_g_is_known():
     np.testing.assert_allclose(image[inside], expected[box][iz][inside], atol=0.05)
     lo, hi = slices["layout"]["coloraxis2"]["cmin"], slices["layout"]["coloraxis2"]["cmax"]
     assert lo == -hi and hi == pytest.approx(np.percentile(np.abs(expected[shown]), 99), rel=1e-2)
+    stats = bundle["field_stats"]  # over the crystal's core, amplitude >= 30 %
+    core = shown & (amplitude / amplitude.max() >= figures.FIELD_STATS_ABOVE)
+    assert stats["count"] == int(core.sum()) and stats["unit"] == "pm"
+    assert stats["mean"] == pytest.approx(float(expected[core].mean()), abs=0.05)
+    assert stats["std"] == pytest.approx(float(expected[core].std()), abs=0.05)
+    assert stats["text"].startswith("u over the crystal (amplitude ≥ 30 %") and stats["text"].endswith(" pm")
+    assert plain["field_stats"]["unit"] == "rad"
     # u depends on x only, so the 99th percentile is the largest |u| itself (to float rounding)
     assert hi <= np.abs(expected[shown]).max() * (1 + 1e-6)
     volume = bundle["phase"]

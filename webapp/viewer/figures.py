@@ -765,6 +765,27 @@ def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]
     return {"available": True, "shown": shown, "g_norm_per_nm": g_nm, "d_spacing_nm": d_nm, "note": note}
 
 
+FIELD_STATS_ABOVE = 0.3  # the crystal's core for the field's statistics: amplitude ≥ 30 % of max
+
+
+def field_stats(values: np.ndarray, relative_amplitude: np.ndarray, colour: ColourField) -> dict[str, Any] | None:
+    """Statistics of the colouring field (phase, displacement or strain, in its unit) over the
+    crystal's core (finite values where the amplitude is ≥ ``FIELD_STATS_ABOVE`` of its maximum):
+    count, mean, standard deviation, 1st and 99th percentiles and a one-line ``text``."""
+    core = np.isfinite(values) & (relative_amplitude >= FIELD_STATS_ABOVE)
+    if not core.any():
+        return None
+    v = values[core].astype(np.float64)
+    p1, p99 = (float(x) for x in np.percentile(v, [1, 99]))
+    out = {"count": int(v.size), "mean": float(v.mean()), "std": float(v.std()), "p1": p1, "p99": p99,
+           "unit": colour.unit}  # fmt: skip
+    fmt = "{:+.4f}" if colour.name == "strain" else "{:+.1f}" if colour.name == "displacement" else "{:+.3f}"
+    out["text"] = (f"{colour.label} over the crystal (amplitude ≥ {100 * FIELD_STATS_ABOVE:.0f} %, {v.size} voxels): "
+                   f"mean {fmt.format(out['mean'])}, σ {fmt.format(out['std']).lstrip('+')}, "
+                   f"1st–99th percentile {fmt.format(p1)} … {fmt.format(p99)} {colour.unit}")  # fmt: skip
+    return out
+
+
 def strain_info(g_norm_per_m: float | None, strain_geometry: tuple | None, shown: bool) -> dict[str, Any]:
     """Whether the strain along G can be shown (|G| and the direction of G on the object's grid
     known: ``reconstruction.geometry``) and is shown, with a note."""
@@ -861,6 +882,7 @@ def object_bundle(
         "displacement": displacement_info(g_norm_per_m, colour.name == "displacement"),
         "strain": strain_info(g_norm_per_m, strain_geometry if obj.ndim == 3 else None, colour.name == "strain"),
         "frame": frame,
+        "field_stats": field_stats(values, amp_c, colour),
         "slices": object_slices_figure(
             amp_c, values, shown, index=index, origin=origin, voxel_size_nm=nm, colour=colour
         ),

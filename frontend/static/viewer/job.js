@@ -222,6 +222,7 @@
       CDI.metricsRows($("metrics-table"), r.metrics);
       $("algorithm-text").textContent = r.algorithm ? `algorithm: ${r.algorithm}` : "";
       CDI.unitsNote($("units-note"), r.object.units);
+      $("field-stats").textContent = r.object.field_stats ? r.object.field_stats.text : "";
       showViewSwitches(r.object);
       plots.push(drawSlices(r.object));
       if (r.errors) {
