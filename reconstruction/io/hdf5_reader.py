@@ -340,7 +340,12 @@ def _metadata(handle, entry: h5py.Group, groups, dset: h5py.Dataset) -> Metadata
         sample = entry.get("sample_1")
         search = list(groups) + [
             g
-            for g in (sample, sample.get("geometry_1") if isinstance(sample, h5py.Group) else None)
+            for g in (
+                sample,
+                sample.get("geometry_1") if isinstance(sample, h5py.Group) else None,
+                entry.get("instrument_1/positioners"),
+                entry.get("instrument/positioners"),  # NeXus (BLISS): the scanned motor's array
+            )
             if isinstance(g, h5py.Group)
         ]
         names = [meta.axes[0]] if meta.axes and len(meta.axes) == dset.ndim else list(ROCKING_NAMES)

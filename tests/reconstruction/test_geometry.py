@@ -290,12 +290,14 @@ def test_strain_along_g_on_the_sheared_grid_matches_the_crystal_and_its_lab_fram
         strain_along_g(obj, g_norm, np.zeros(3), a)
 
 
-def test_a_nexus_scan_gives_its_instrument_and_scalar_positioners(tmp_path):
-    """BLISS/NeXus layout (ESRF ID01): ``instrument/name`` and ``instrument/positioners`` with
-    the rocking motor as an array; the scalars are kept (radians converted), the array is not."""
+def test_a_nexus_scan_gives_its_instrument_positioners_and_rocking_angles(tmp_path):
+    """BLISS/NeXus layout (ESRF ID01): ``instrument/name``, ``instrument/positioners`` with the
+    scanned motor as an array (the rocking angles) and the others as scalars (radians
+    converted), the detector's distance and pixels: enough for the lab frame."""
     import h5py
 
     from reconstruction.io import load_data
+    from reconstruction.io.workflow import geometry_summary
 
     path = tmp_path / "id01.h5"
     with h5py.File(path, "w") as f:
@@ -308,13 +310,21 @@ def test_a_nexus_scan_gives_its_instrument_and_scalar_positioners(tmp_path):
         pos["delta"] = math.radians(31.0)
         pos["delta"].attrs["units"] = "rad"
         pos["mu"] = 0.3
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "data"
-        data["data"] = np.random.default_rng(0).poisson(5.0, (8, 16, 16)).astype(np.int32)
-    meta = load_data(str(path)).metadata
+        det = entry.create_group("instrument/mpx1x4")
+        det.attrs["NX_class"] = "NXdetector"
+        det["data"] = np.random.default_rng(0).poisson(5.0, (8, 16, 16)).astype(np.int32)
+        det["distance"] = 0.5
+        det["x_pixel_size"] = 55e-6
+        det["y_pixel_size"] = 55e-6
+        entry["instrument/monochromator/energy"] = 9.0
+        entry["instrument/monochromator/energy"].attrs["units"] = "keV"
+    meta = load_data(str(path), dataset_path="/scan_1/instrument/mpx1x4/data").metadata
     assert meta.extra["instrument_name"] == "ESRF ID01"
     assert meta.extra["positioners_deg"] == pytest.approx({"nu": 4.0, "delta": 31.0, "mu": 0.3})
+    assert meta.rocking_axis == "eta" and meta.rocking_angles_deg[-1] == pytest.approx(15.4)
+    lab = geometry_summary(meta, (8, 16, 16))
+    assert lab["available"] and lab["diffractometer_title"] == "ESRF ID01" and lab["rocking_circle"] == "eta"
+    assert lab["two_theta_deg"] == pytest.approx(2 * bragg_angle_from_detector_arms(4.0, 31.0))
 
 
 def test_info_says_whether_the_lab_frame_is_available(tmp_path, capsys):
