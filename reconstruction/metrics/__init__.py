@@ -6,7 +6,7 @@
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs;
   ``mode_decomposition(objs)``: the weight of the first mode of aligned runs (agreement).
 - ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``,
-  ``displacement_field`` (u = φ / |G| in m), ``strain_along_g`` (ε = Ĝ·∇u on any voxel basis).
+  ``displacement_field`` (u = −φ / |G| in m), ``strain_along_g`` (ε = Ĝ·∇u on any voxel basis).
 """
 
 from reconstruction.metrics.alignment import (

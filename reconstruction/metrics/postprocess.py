@@ -62,14 +62,17 @@ def unwrap_phase(obj: np.ndarray, *, support: np.ndarray | None = None) -> np.nd
 
 
 def displacement_field(obj: np.ndarray, g_norm_per_m: float, *, support: np.ndarray | None = None) -> np.ndarray:
-    """Return the displacement along the Bragg vector, u = φ / |G| (m), inside ``support`` (NaN outside).
+    """Return the displacement along the Bragg vector, u = −φ / |G| (m), inside ``support`` (NaN outside).
 
-    obj : 2D/3D complex Bragg CDI object, ρ = |ρ| exp(i G·u); g_norm_per_m : |G| (1/m, see
+    obj : 2D/3D complex Bragg CDI object; g_norm_per_m : |G| (1/m, see
     ``reconstruction.io.voxel.bragg_vector_norm_per_m``); support : bool, default 10 % of the
-    maximum amplitude. The phase is unwrapped inside the support and its amplitude-weighted
-    mean set to 0: a rigid shift of the crystal is not measured. The sign follows the phase,
-    so the twin (conjugate) solution gives −u; a linear phase ramp is a uniform strain and is
-    kept (remove it first with ``remove_phase_ramp`` if it only reflects the peak's position).
+    maximum amplitude. The scattered amplitude is ∫ρ e^{−i q·r} and this project's far field
+    is the forward FFT (``reconstruction.fourier``), so a crystal displaced by u(r) gives the
+    object |ρ| exp(−i G·u): u = −φ / |G| (bcdi's ``invert_phase``; a test diffracts a 1D atomic
+    lattice to check the sign). The phase is unwrapped inside the support and its
+    amplitude-weighted mean set to 0: a rigid shift of the crystal is not measured. The twin
+    (conjugate) solution gives −u; a linear phase ramp is a uniform strain and is kept (remove it
+    first with ``remove_phase_ramp`` if it only reflects the peak's position).
     """
     if not (np.isfinite(g_norm_per_m) and g_norm_per_m > 0):
         raise ValueError(f"|G| must be a positive number of 1/m, got {g_norm_per_m}")
@@ -78,7 +81,7 @@ def displacement_field(obj: np.ndarray, g_norm_per_m: float, *, support: np.ndar
     amp = np.abs(obj)[sup]
     if amp.sum() > 0:
         phase = phase - np.sum(amp * phase[sup]) / amp.sum()
-    return phase / g_norm_per_m
+    return -phase / g_norm_per_m
 
 
 def strain_along_g(

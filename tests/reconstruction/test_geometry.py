@@ -266,7 +266,7 @@ def test_strain_along_g_on_the_sheared_grid_matches_the_crystal_and_its_lab_fram
     def crystal(points):
         r = np.linalg.norm(points, axis=0)
         u = eps0 * (g_hat @ points) + c * (e @ points) ** 2
-        return (0.5 * (1 - np.tanh((r - radius) / (0.5 * voxel)))) * np.exp(1j * g_norm * u), r
+        return (0.5 * (1 - np.tanh((r - radius) / (0.5 * voxel)))) * np.exp(-1j * g_norm * u), r
 
     def expected(points):
         return eps0 + 2 * c * (e @ points) * (e @ g_hat)

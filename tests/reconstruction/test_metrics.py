@@ -157,7 +157,8 @@ def test_unwrapping_recovers_a_phase_gradient_wider_than_two_pi():
 
 def test_the_displacement_field_is_the_unwrapped_phase_over_g_with_its_mean_removed():
     """A bent crystal: u(r) = 150 pm · (z² − y²) / 8² along G of Au(111) wraps the phase twice;
-    u = φ / |G| comes back to a rigid shift, NaN outside, and the twin gives −u."""
+    from the object |ρ| exp(−i G·u), u = −φ / |G| comes back to a rigid shift, NaN outside, and
+    the twin gives −u."""
     from reconstruction.metrics import displacement_field, twin_of
 
     obj = faceted_crystal(32, 16)
@@ -166,15 +167,40 @@ def test_the_displacement_field_is_the_unwrapped_phase_over_g_with_its_mean_remo
     u_true = 150e-12 * (z**2 - y**2) / 64.0  # metres
     g = 2 * np.pi / 2.3546e-10
     assert np.ptp(g * u_true[support]) > 4 * np.pi  # the phase wraps
-    u = displacement_field(np.abs(obj) * np.exp(1j * g * u_true), g, support=support)
+    u = displacement_field(np.abs(obj) * np.exp(-1j * g * u_true), g, support=support)
     diff = (u - u_true)[support]
     assert np.ptp(diff) < 1e-15 and np.isnan(u[~support]).all()
     amp = np.abs(obj)[support]
     assert abs(np.sum(amp * u[support]) / amp.sum()) < 1e-18  # mean displacement 0 (u ~ 1e-10 m)
-    u_twin = displacement_field(twin_of(np.abs(obj) * np.exp(1j * g * u_true)), g, support=twin_of(support.astype(np.float32)).real > 0.5)
+    u_twin = displacement_field(twin_of(np.abs(obj) * np.exp(-1j * g * u_true)), g, support=twin_of(support.astype(np.float32)).real > 0.5)
     assert np.allclose(twin_of(u_twin)[support], -u[support], atol=1e-15)
     with pytest.raises(ValueError, match="positive"):
         displacement_field(obj, 0.0)
+
+
+def test_a_displaced_atomic_lattice_diffracts_to_an_object_of_phase_minus_g_dot_u():
+    """The sign of u: 400 atoms at x_n = n a + u(n a), the scattered amplitude Σ exp(−i q x_n)
+    sampled around G = 2π/a with a real-space voxel of 4 a, brought back by the project's
+    ``backpropagate``: the object's phase is −G·u, so ``displacement_field`` returns u itself."""
+    from reconstruction.fourier import backpropagate
+    from reconstruction.metrics import displacement_field
+
+    a, n_atoms, m = 1.0, 400, 256
+    atoms = (np.arange(n_atoms) - n_atoms // 2) * a
+
+    def u_of(x):
+        return 0.1 * a * np.sin(2 * np.pi * x / (n_atoms * a))
+
+    g = 2 * np.pi / a
+    dx = 4 * a
+    q = g + (np.arange(m) - m // 2) * 2 * np.pi / (m * dx)
+    amplitude = np.exp(-1j * np.outer(q, atoms + u_of(atoms))).sum(axis=1)
+    obj = backpropagate(amplitude)
+    x = (np.arange(m) - m // 2) * dx
+    inside = np.abs(x) < 0.4 * n_atoms * a
+    u = displacement_field(np.stack([obj, obj]), g, support=np.stack([inside, inside]))[0]  # as a 2D image
+    expected = u_of(x) - np.average(u_of(x)[inside], weights=np.abs(obj)[inside])
+    np.testing.assert_allclose(u[inside], expected[inside], atol=2e-3 * a)  # 0.1 a peak: sign and size
 
 
 def test_the_object_pixel_size_is_wavelength_times_distance_over_detector_width():

@@ -350,7 +350,7 @@ def test_the_displacement_view_colours_by_u_along_g_in_pm_where_g_is_known():
     amplitude, coords = ball(24, 7.0)
     g = 2 * math.pi / 0.2355e-9  # Au(111), 1/m
     u_true_pm = 40.0 * (coords[2] / 4.0) ** 2
-    obj = (amplitude * np.exp(1j * g * u_true_pm * 1e-12)).astype(np.complex64)
+    obj = (amplitude * np.exp(-1j * g * u_true_pm * 1e-12)).astype(np.complex64)  # ρ = |ρ| exp(−i G·u)
     support = amplitude > 0.05
     plain = figures.object_bundle(obj, support)
     assert plain["field"]["name"] == "phase" and plain["displacement"]["available"] is False

@@ -760,7 +760,7 @@ def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]
         return {"available": False, "shown": False,
                 "note": "displacement: needs the wavelength and the Bragg angle in the data's metadata"}  # fmt: skip
     g_nm, d_nm = g_norm_per_m * 1e-9, 2 * math.pi / g_norm_per_m * 1e9
-    note = (f"u = φ / |G| along the Bragg vector, |G| = 4π sin θ_B / λ = {g_nm:.2f} nm⁻¹ (d = {d_nm:.4f} nm); "
+    note = (f"u = −φ / |G| along the Bragg vector, |G| = 4π sin θ_B / λ = {g_nm:.2f} nm⁻¹ (d = {d_nm:.4f} nm); "
             "mean over the crystal set to 0, sign reversed for the twin solution")  # fmt: skip
     return {"available": True, "shown": shown, "g_norm_per_nm": g_nm, "d_spacing_nm": d_nm, "note": note}
 
