@@ -42,6 +42,7 @@ def prtf(
     *,
     n_bins: int | None = None,
     object_pixel_size_m: float | None = None,
+    q_basis_per_m: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """PRTF of aligned runs: shell average of |<s_r F_r>| / sqrt(I_meas), and its 1/e resolution.
 
@@ -51,12 +52,17 @@ def prtf(
         global phase, ramp: ``reconstruction.metrics.alignment.align_to``).
     intensity : (...) float, measured photon counts (centred); mask True = excluded.
     object_pixel_size_m : real-space pixel size (m), to also give frequencies in 1/m.
+    q_basis_per_m : (ndim, ndim) q step per pixel along each axis (columns, 1/m; for a Bragg
+        scan ``reconstruction.geometry.reciprocal_basis``, else the diagonal of 2π / (N d)): the
+        PRTF is then also averaged in shells of the true |q|.
 
     Returns
     -------
     dict with ``freq`` (cycles per pixel), ``prtf`` per shell, ``cross_freq`` (first frequency
     where the PRTF falls below 1/e, NaN if never), ``resolution_pixel`` (half-period, pixels),
-    and ``freq_m`` / ``resolution_m`` when ``object_pixel_size_m`` is given.
+    and ``freq_m`` / ``resolution_m`` when ``object_pixel_size_m`` is given; with
+    ``q_basis_per_m``, ``q_per_m`` (shell centres of |q|), ``prtf_q`` and ``resolution_q_m``
+    (half-period π / q at the 1/e crossing, NaN if never).
     """
     objs = np.asarray(objs)
     intensity = np.asarray(intensity, np.float64)
@@ -75,16 +81,50 @@ def prtf(
     freq, curve = shell_average(ratio, mask=~use, n_bins=n_bins)
     below = np.flatnonzero(np.nan_to_num(curve, nan=1.0) < np.exp(-1))
     cross = float(freq[below[0]]) if below.size else float("nan")
-    out: dict[str, Any] = {
+    out: dict[str, Any] = {}
+    if q_basis_per_m is not None:
+        q, curve_q = q_shell_average(ratio, np.asarray(q_basis_per_m, np.float64), mask=~use, n_bins=n_bins)
+        below_q = np.flatnonzero(np.nan_to_num(curve_q, nan=1.0) < np.exp(-1))
+        out.update(q_per_m=q, prtf_q=curve_q,
+                   resolution_q_m=float(np.pi / q[below_q[0]]) if below_q.size else float("nan"))
+    out.update({
         "freq": freq,
         "prtf": curve,
         "cross_freq": cross,
         "resolution_pixel": 1.0 / (2.0 * cross) if below.size else float("nan"),
-    }
+    })
     if object_pixel_size_m:
         out["freq_m"] = freq / object_pixel_size_m
         out["resolution_m"] = out["resolution_pixel"] * object_pixel_size_m
     return out
+
+
+def q_shell_average(
+    values: np.ndarray, q_basis_per_m: np.ndarray, *, mask: np.ndarray | None = None,
+    n_bins: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average ``values`` (centred pattern) in shells of the true |q| = |B m| (1/m), m the pixel
+    offset from N // 2 and B the q steps (columns): (shell centres, means), shells from 0 to the
+    radius of the largest sphere inside the sampled box (a sheared box's nearest face)."""
+    b = np.asarray(q_basis_per_m, np.float64)
+    shape = values.shape
+    if b.shape != (len(shape), len(shape)):
+        raise InvalidDataError(f"q basis {b.shape} does not match a pattern of shape {shape}")
+    m = np.stack(np.meshgrid(*(np.arange(n) - n // 2 for n in shape), indexing="ij")).reshape(len(shape), -1)
+    q = np.linalg.norm(b @ m, axis=0).reshape(shape)
+    # distance from the centre to the face of the box across axis j: (N_j / 2) / |row j of B⁻¹|
+    inverse = np.linalg.inv(b)
+    q_max = min((n / 2) / float(np.linalg.norm(inverse[j])) for j, n in enumerate(shape))
+    use = np.ones(shape, bool) if mask is None else ~np.asarray(mask, bool)
+    n_bins = n_bins or max(shape) // 2
+    edges = np.linspace(0.0, q_max, n_bins + 1)
+    index = np.digitize(q[use], edges) - 1  # n_bins and beyond: outside the sphere, dropped
+    inside = index < n_bins
+    sums = np.bincount(index[inside], weights=values[use][inside], minlength=n_bins)[:n_bins]
+    counts = np.bincount(index[inside], minlength=n_bins)[:n_bins]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return 0.5 * (edges[1:] + edges[:-1]), mean
 
 
 def object_pixel_size_m(metadata, n: int) -> float | None:

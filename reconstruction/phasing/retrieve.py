@@ -173,6 +173,7 @@ def phase_retrieve(
     support_threshold: float = 0.1,
     positivity: bool = False,
     threads: int | None = None,
+    q_basis_per_m: np.ndarray | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
 ) -> PhasingResult:
@@ -198,6 +199,8 @@ def phase_retrieve(
     positivity : force a real, positive object (never for Bragg CDI).
     threads : CPU threads for the iterations (torch and the fused modulus kernel); None = all
         CPUs, or 1 on a busy machine.
+    q_basis_per_m : q step per pixel along each axis (columns, 1/m): the PRTF of several runs
+        is then also given against the true |q| (``reconstruction.metrics.prtf``).
 
     Returns
     -------
@@ -293,7 +296,7 @@ def phase_retrieve(
             check(cancel)
             aligned_all[r], _ = align_to(objs[r], obj, ramp=False)
         aligned = [aligned_all[r] for r in kept]
-        prtf_out = prtf(np.stack([aligned_all[r] for r in order]), intensity, mask)
+        prtf_out = prtf(np.stack([aligned_all[r] for r in order]), intensity, mask, q_basis_per_m=q_basis_per_m)
         if keep > 1:  # PyNX's agreement figure: how much of the kept runs one object explains
             mode1_fraction = float(mode_decomposition(np.stack(aligned))["weights"][0])
     if keep > 1:

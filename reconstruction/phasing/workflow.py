@@ -36,6 +36,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def q_basis_of(metadata, shape: tuple[int, ...]) -> np.ndarray | None:
+    """q step per pixel along each axis (columns, 1/m) of data of ``shape``: the diffractometer
+    geometry's (``reconstruction.geometry``) for a known 3D Bragg scan, else 2π / (N d) per axis
+    where the voxel size d is known on every axis, else None."""
+    from reconstruction.errors import ReconstructionError
+    from reconstruction.geometry import reciprocal_basis, scan_geometry
+    from reconstruction.io.voxel import voxel_size_m
+
+    if len(shape) == 3:
+        try:
+            return reciprocal_basis(scan_geometry(metadata, tuple(shape)))
+        except ReconstructionError:
+            pass
+    sizes = voxel_size_m(metadata, tuple(shape))
+    if all(v is not None and v > 0 for v in sizes):
+        return np.diag([2 * np.pi / (n * v) for n, v in zip(shape, sizes)])
+    return None
+
+
 def _write(out_path, data, result: PhasingResult, *, command: str, provenance: dict,
            extra_curves: dict | None = None, timings: dict | None = None) -> None:
     from reconstruction.io import write_result
@@ -47,6 +66,9 @@ def _write(out_path, data, result: PhasingResult, *, command: str, provenance: d
     if result.prtf is not None:
         arrays["prtf"] = np.asarray(result.prtf["prtf"], np.float64)
         arrays["prtf_freq"] = np.asarray(result.prtf["freq"], np.float64)
+        if "q_per_m" in result.prtf:
+            arrays["prtf_q"] = np.asarray(result.prtf["prtf_q"], np.float64)
+            arrays["prtf_q_per_nm"] = np.asarray(result.prtf["q_per_m"], np.float64) * 1e-9
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     write_result(
         out_path,
@@ -173,13 +195,16 @@ def phase_file(
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=support, algorithm=algorithm, n_cycles=cycles,
         runs=runs, keep=keep, seed=seed, device=device, shrinkwrap=shrinkwrap,
-        positivity=positivity, progress=_stage(progress, 0.02, 0.95), cancel=cancel,
+        positivity=positivity, q_basis_per_m=q_basis_of(data.metadata, data.intensity.shape),
+        progress=_stage(progress, 0.02, 0.95), cancel=cancel,
     )
     report(progress, ProgressEvent(0.96, stage="write"))
     pixel_m = object_pixel_size_m(data.metadata, data.intensity.shape[-1])
     if result.prtf is not None and pixel_m:
         result.metrics["object_pixel_size_m"] = pixel_m
         result.metrics["prtf_resolution_m"] = result.prtf["resolution_pixel"] * pixel_m
+    if result.prtf is not None and "resolution_q_m" in result.prtf:  # the true |q|: preferred
+        result.metrics["prtf_resolution_m"] = result.prtf["resolution_q_m"]
     timings = {"load": t_load, **result.timings}
     _write(
         out_path, data, result,

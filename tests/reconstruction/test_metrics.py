@@ -225,3 +225,42 @@ def test_a_ramp_is_found_under_a_large_non_linear_phase(spread):
     ramp = (0.11, -0.012)
     obj = (r < 40) * np.exp(1j * (spread * np.cos(r / 6) + ramp[0] * yy + ramp[1] * xx))
     assert np.allclose(fit_phase_ramp(obj, np.abs(obj).astype(complex)), ramp, atol=2e-3)
+
+
+def test_q_shells_of_a_cubic_grid_are_the_pixel_shells_and_a_sheared_grid_bins_by_true_q():
+    from reconstruction.metrics.prtf import q_shell_average, shell_average
+
+    rng = np.random.default_rng(0)
+    values = rng.random((16, 16, 16))
+    freq, curve = shell_average(values)
+    q, curve_q = q_shell_average(values, np.eye(3) * 2 * np.pi / 16)  # voxel 1: q = 2π × freq
+    np.testing.assert_allclose(q, 2 * np.pi * freq)
+    np.testing.assert_allclose(curve_q, curve, rtol=1e-12, equal_nan=True)
+    # a sheared, anisotropic basis: the shells must follow |B m|, whatever the pixel indices
+    b = np.array([[1.0, 0.3, 0.0], [0.0, 0.8, 0.1], [0.2, 0.0, 1.3]]) * 1e7
+    m = np.stack(np.meshgrid(*(np.arange(16) - 8 for _ in range(3)), indexing="ij")).reshape(3, -1)
+    true_q = np.linalg.norm(b @ m, axis=0).reshape(16, 16, 16)
+    q, mean_q = q_shell_average(true_q, b)
+    ok = np.isfinite(mean_q)
+    assert ok.sum() >= 6 and np.allclose(mean_q[ok], q[ok], rtol=0.08, atol=0.5 * (q[1] - q[0]))
+
+
+def test_phasing_a_scan_with_known_geometry_gives_the_prtf_against_true_q(tmp_path):
+    from reconstruction.fourier import intensity_of
+    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.phasing.workflow import phase_file, q_basis_of
+
+    z, y, x = np.indices((24, 24, 24)) - 12
+    obj = ((x / 5.0) ** 2 + (y / 4.0) ** 2 + (z / 3.5) ** 2 < 1) * np.exp(0.2j * x)
+    intensity = np.random.default_rng(0).poisson(intensity_of(obj) * 1e7 / np.abs(obj).sum() ** 2).astype(np.float32)
+    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=0.2 + 0.01 * np.arange(24), rocking_axis="theta",
+                    extra={"instrument_name": "APS 34-ID-C", "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})
+    assert q_basis_of(meta, (24, 24, 24)).shape == (3, 3)
+    assert q_basis_of(Metadata(), (24, 24, 24)) is None
+    write_prepared(tmp_path / "p.cxi", DiffractionData(intensity=intensity, mask=np.zeros(intensity.shape, bool), metadata=meta))
+    summary = phase_file(tmp_path / "p.cxi", tmp_path / "r.cxi", algorithm="ER**10,HIO**30,ER**10", cycles=1, runs=2)
+    record = read_result(tmp_path / "r.cxi")
+    assert record.arrays["prtf_q"].shape == record.arrays["prtf_q_per_nm"].shape
+    assert 0 < record.arrays["prtf_q_per_nm"].max() < 0.5  # |q| up to ~0.2 nm⁻¹ on this grid
+    assert "prtf_resolution_m" in summary["metrics"]

@@ -206,6 +206,10 @@ def test_prtf_resolution_is_the_one_over_e_crossing():
     sized = figures.prtf_figure(freq, prtf, voxel_size_m=(22.5e-9, 19.6e-9, 19.6e-9))
     assert sized["meta"]["resolution_nm"] == pytest.approx([0.5 / 0.3 * 22.5, 0.5 / 0.3 * 19.6, 0.5 / 0.3 * 19.6], rel=1e-2)
     assert "= 38 × 33 × 33 nm along z, y, x" in sized["layout"]["annotations"][-1]["text"]
+    q = np.linspace(0, 0.3, 31)  # the true |q| in nm⁻¹ (phase_file with a known geometry)
+    in_q = figures.prtf_figure(q, np.exp(-q / 0.1), freq_unit=figures.Q_UNIT)
+    assert in_q["layout"]["xaxis"]["title"]["text"] == "|q| (nm⁻¹)"
+    assert f"π / q = {math.pi / 0.1:.1f} nm" in in_q["layout"]["annotations"][-1]["text"]
 
 
 def test_loss_curves_accept_dicts_and_lists_of_epochs():

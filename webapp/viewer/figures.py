@@ -621,6 +621,8 @@ def prtf_figure(
                     "yanchor": "bottom", "showarrow": False, "font": {"color": "#c33"}}]  # fmt: skip
     if res is not None:
         text = f"1/e at {res:.3g} {freq_unit}"
+        if freq_unit == Q_UNIT and res > 0:
+            text += f" (half-period resolution π / q = {math.pi / res:.1f} nm)"
         if freq_unit == "cycles per pixel" and res > 0:
             text += f" (half-period resolution {0.5 / res:.2f} pixels"
             if resolution_nm:
@@ -636,7 +638,7 @@ def prtf_figure(
         annotations.append({"text": "above 1/e up to the highest frequency", "xref": "paper", "yref": "paper",
                             "x": 0.98, "y": 0.05, "xanchor": "right", "showarrow": False})  # fmt: skip
     layout = {"title": {"text": "phase retrieval transfer function", "font": {"size": 13}},
-              "xaxis": {"title": {"text": f"spatial frequency ({freq_unit})"}},
+              "xaxis": {"title": {"text": "|q| (nm⁻¹)" if freq_unit == Q_UNIT else f"spatial frequency ({freq_unit})"}},
               "yaxis": {"title": {"text": "PRTF"}, "range": [0, 1.05]}, "shapes": shapes,
               "annotations": annotations, "height": 320, "margin": {"l": 60, "r": 10, "t": 40, "b": 45}}  # fmt: skip
     return {"data": traces, "layout": layout,
@@ -765,6 +767,7 @@ def displacement_info(g_norm_per_m: float | None, shown: bool) -> dict[str, Any]
     return {"available": True, "shown": shown, "g_norm_per_nm": g_nm, "d_spacing_nm": d_nm, "note": note}
 
 
+Q_UNIT = "nm⁻¹"  # the PRTF's axis unit when the result holds it against the true |q|
 FIELD_STATS_ABOVE = 0.3  # the crystal's core for the field's statistics: amplitude ≥ 30 % of max
 
 
@@ -1011,7 +1014,11 @@ def result_bundle(
     if record.curves:
         bundle["errors"] = error_curves_figure(record.curves, algorithm=record.algorithm or "")
     arrays = record.arrays or {}
-    if "prtf" in arrays:
+    q_curve = np.asarray(arrays.get("prtf_q", [])).ravel()
+    q_axis = np.asarray(arrays.get("prtf_q_per_nm", [])).ravel()
+    if q_curve.size > 1 and q_axis.size == q_curve.size:  # against the true |q| (phase_file)
+        bundle["prtf"] = prtf_figure(q_axis, q_curve, freq_unit=Q_UNIT)
+    elif "prtf" in arrays:
         prtf = np.asarray(arrays["prtf"]).ravel()
         freq = np.asarray(arrays.get("prtf_freq", [])).ravel()
         if freq.size == prtf.size and prtf.size > 1:
