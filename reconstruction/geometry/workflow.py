@@ -56,6 +56,43 @@ def crystal_extent_nm(lab: LabFrameObject, threshold: float = 0.3) -> list[float
     return [float((i.max() - i.min() + 1) * lab.voxel_size_m * 1e9) for i in idx]
 
 
+SHOWN_ABOVE = 0.1  # displacement and strain where the amplitude reaches 10 % of its maximum
+
+
+def bragg_fields(
+    obj: np.ndarray,
+    support: np.ndarray | None,
+    *,
+    g_norm_per_m: float | None = None,
+    strain_geometry: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Scalar fields of a Bragg object for export (float32, the object's grid): ``amplitude``
+    (max 1), ``phase`` (rad), ``support`` (0/1) and, with |G|, ``displacement_m`` (u along G,
+    ``displacement_field``) and, with ``strain_geometry`` (voxel basis of this grid in m, G
+    direction in the lab), ``strain`` (ε along G, ``strain_along_g``); both NaN outside the
+    support where the amplitude is below ``SHOWN_ABOVE`` of its maximum (as the viewer shows)."""
+    from reconstruction.metrics import displacement_field, strain_along_g
+
+    amplitude = np.abs(obj)
+    top = float(amplitude.max()) or 1.0
+    support = np.ones(obj.shape, bool) if support is None else np.asarray(support, bool)
+    region = support & (amplitude >= SHOWN_ABOVE * top)
+    fields = {"amplitude": (amplitude / top).astype(np.float32), "phase": np.angle(obj).astype(np.float32),
+              "support": support.astype(np.float32)}  # fmt: skip
+    if g_norm_per_m is not None and region.any():
+        fields["displacement_m"] = displacement_field(obj, g_norm_per_m, support=region).astype(np.float32)
+        if strain_geometry is not None and obj.ndim == 3:
+            basis, direction = strain_geometry
+            fields["strain"] = strain_along_g(obj, g_norm_per_m, direction, basis, support=region).astype(np.float32)
+    return fields
+
+
+def vtk_fields(fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``bragg_fields`` in a VTK file's units: displacement in pm, strain in %."""
+    scale = {"displacement_m": ("displacement_pm", 1e12), "strain": ("strain_pct", 100.0)}
+    return {scale.get(k, (k, 1.0))[0]: v * scale.get(k, (k, 1.0))[1] for k, v in fields.items()}
+
+
 def lab_frame_file(
     result_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -66,16 +103,14 @@ def lab_frame_file(
 ) -> dict[str, Any]:
     """Resample the object of a 3D result file onto an orthogonal lab grid using the geometry of
     the data it was phased from (``data_path``: the raw or prepared file); write ``out_path``
-    (``.npz``: obj, support, amplitude, phase, voxel_size_m, basis_m, q_unit_lab and, where |G|
-    is known, displacement_m and strain (ε along G); ``.vtk``: amplitude, phase, support,
-    displacement_pm, strain_pct, spacing in nm)
-    and return a JSON summary."""
+    (``.npz``: obj, voxel_size_m, basis_m, q_unit_lab, axes and ``bragg_fields``; ``.vtk``:
+    the same fields in pm and %, spacing in nm) and return a JSON summary."""
     from reconstruction.geometry.lab_frame import lab_grid_basis
     from reconstruction.io import read_result
+    from reconstruction.io.atomic import atomic_path
     from reconstruction.io.voxel import bragg_vector_norm_per_m
     from reconstruction.io.vtk import write_vtk
     from reconstruction.io.workflow import load_prepared_on_grid
-    from reconstruction.metrics import displacement_field, strain_along_g
 
     suffix = Path(out_path).suffix.lower()
     if suffix not in (".npz", ".vtk"):
@@ -91,33 +126,17 @@ def lab_frame_file(
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
     lab = to_lab_frame(obj, basis, voxel_size_m=voxel_size_m, support=support)
     g_norm = bragg_vector_norm_per_m(data.metadata)
-    region = lab.support if lab.support is not None else np.abs(lab.obj) > 0.1 * np.abs(lab.obj).max()
-    displacement = strain = None
-    if g_norm is not None and region.any():
-        displacement = displacement_field(lab.obj, g_norm, support=region).astype(np.float32)
-        strain = strain_along_g(lab.obj, g_norm, np.array(info["q_unit_lab"]), lab_grid_basis(lab.voxel_size_m),
-                                support=region).astype(np.float32)  # fmt: skip
+    fields = bragg_fields(lab.obj, lab.support, g_norm_per_m=g_norm,
+                          strain_geometry=(lab_grid_basis(lab.voxel_size_m), np.array(info["q_unit_lab"])))  # fmt: skip
     if suffix == ".npz":
-        arrays = {"obj": lab.obj, "amplitude": np.abs(lab.obj).astype(np.float32),
-                  "phase": np.angle(lab.obj).astype(np.float32), "voxel_size_m": np.array(lab.voxel_size_m),
-                  "basis_m": basis, "q_unit_lab": np.array(info["q_unit_lab"]), "axes": np.array(lab.axes)}  # fmt: skip
-        if lab.support is not None:
-            arrays["support"] = lab.support
-        if displacement is not None:
-            arrays["displacement_m"] = displacement
-            arrays["strain"] = strain
-        from reconstruction.io.atomic import atomic_path
-
+        arrays = {"obj": lab.obj, **fields, "voxel_size_m": np.array(lab.voxel_size_m), "basis_m": basis,
+                  "q_unit_lab": np.array(info["q_unit_lab"]), "axes": np.array(lab.axes)}  # fmt: skip
+        arrays["support"] = fields["support"] > 0.5
         with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
     else:
-        fields = {"amplitude": np.abs(lab.obj), "phase": np.angle(lab.obj)}
-        if lab.support is not None:
-            fields["support"] = lab.support.astype(np.float32)
-        if displacement is not None:
-            fields["displacement_pm"] = displacement * 1e12
-            fields["strain_pct"] = strain * 100
-        write_vtk(out_path, fields, spacing=lab.voxel_size_m * 1e9, title=f"{Path(result_path).name} in the lab frame (nm)")
+        write_vtk(out_path, vtk_fields(fields), spacing=lab.voxel_size_m * 1e9,
+                  title=f"{Path(result_path).name} in the lab frame (nm)")  # fmt: skip
     return {
         "result_path": str(result_path),
         "out_path": str(out_path),
@@ -130,4 +149,4 @@ def lab_frame_file(
     }
 
 
-__all__ = ["crystal_extent_nm", "lab_basis_m", "lab_frame_file"]
+__all__ = ["bragg_fields", "crystal_extent_nm", "lab_basis_m", "lab_frame_file", "vtk_fields"]

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp.core import access, schemas, selectors, services
 from webapp.core.models import Dataset, Job, ModelVersion
-from webapp.viewer import figures
+from webapp.viewer import exports, figures
 from webapp.viewer.cache import cached_gzip_json, gzip_json_response
 from webapp.viewer.frames import shown_object
 from webapp.viewer.units import job_grid, job_grid_scales
@@ -568,37 +568,12 @@ def job_isosurface(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
-    """The result as an NPZ file: obj (complex64, centred), support (bool), algorithm,
-    voxel_size_m (m per axis, NaN where unknown); where the data give |G|, g_norm_per_m (1/m)
-    and displacement_m (u along G in m, NaN outside the support and below 10 % amplitude); where
-    they give the diffractometer geometry, lab_obj and lab_support on the orthogonal lab grid
-    (z along the beam, y up, x), lab_voxel_size_m (cubic), lab_basis_m (the data grid's voxel
-    steps, columns, lab x, y, z), g_direction_lab and, with |G|, strain (ε along G on the data's
-    grid, dimensionless, NaN outside the shown region and on its rim)."""
-    from reconstruction.metrics import displacement_field, strain_along_g
-
+    """The result as an NPZ file (``exports.result_arrays``: the object, its support, voxel size
+    and, as the data allow, displacement, strain and the lab-frame object)."""
     job = selectors.job_get_for_user(request.user, pk)
     record = _read_result(job)
-    obj = np.asarray(record.obj, dtype=np.complex64)
-    support = np.asarray(record.support, dtype=bool) if record.support is not None else np.ones(obj.shape, bool)
-    grid = job_grid(job, obj.shape)
-    voxel, g_norm = grid.voxel_size_m, grid.g_norm_per_m
-    arrays = {"obj": obj, "support": support, "algorithm": np.array(record.algorithm or ""),
-              "voxel_size_m": np.array([np.nan if v is None else v for v in (voxel or (None,) * obj.ndim)])}  # fmt: skip
-    if g_norm is not None:
-        amplitude = np.abs(obj)
-        shown = figures.shown_region(amplitude / (amplitude.max() or 1.0), support)
-        arrays["g_norm_per_m"] = np.array(g_norm)
-        arrays["displacement_m"] = displacement_field(obj, g_norm, support=shown).astype(np.float32)
-    if grid.lab_basis_m is not None:
-        lab = shown_object(obj, support, grid, lab=True)
-        arrays.update(lab_obj=lab.obj, lab_support=lab.support, lab_voxel_size_m=np.array(lab.voxel_size_m[0]),
-                      lab_basis_m=np.asarray(grid.lab_basis_m), g_direction_lab=lab.strain_geometry[1])  # fmt: skip
-        if g_norm is not None:
-            arrays["strain"] = strain_along_g(obj, g_norm, lab.strain_geometry[1], grid.lab_basis_m,
-                                              support=shown).astype(np.float32)  # fmt: skip
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **exports.result_arrays(record, job_grid(job, np.shape(record.obj))))
     response = HttpResponse(buffer.getvalue(), content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="job{job.pk}_object.npz"'
     return response
@@ -607,36 +582,11 @@ def job_npz(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def job_vtk(request: HttpRequest, pk: int) -> HttpResponse:
-    """The result as a legacy VTK file for ParaView: amplitude (max 1), phase (rad), support and,
-    where the data give them, displacement_pm and strain_pct along G; on the orthogonal lab grid
-    (nm) where the diffractometer geometry is known, else on the data's grid (nm per axis where
-    known, else voxels; a Bragg scan's shear is then not corrected)."""
-    from reconstruction.io.vtk import vtk_bytes
-    from reconstruction.metrics import displacement_field, strain_along_g
-
+    """The result as a legacy VTK file for ParaView (``exports.result_vtk``): on the orthogonal
+    lab grid where the diffractometer geometry is known, else on the data's grid."""
     job = selectors.job_get_for_user(request.user, pk)
     record = _read_result(job)
-    obj = np.asarray(record.obj, dtype=np.complex64)
-    support = np.asarray(record.support, dtype=bool) if record.support is not None else np.ones(obj.shape, bool)
-    grid = job_grid(job, obj.shape)
-    view = shown_object(obj, support, grid, lab=grid.lab_basis_m is not None)
-    amplitude = np.abs(view.obj)
-    top = float(amplitude.max()) or 1.0
-    shown = figures.shown_region(amplitude / top, view.support)
-    fields = {"amplitude": amplitude / top, "phase": figures.reference_phase(view.obj, view.support),
-              "support": view.support.astype(np.float32)}  # fmt: skip
-    if grid.g_norm_per_m is not None and shown.any():
-        fields["displacement_pm"] = 1e12 * displacement_field(view.obj, grid.g_norm_per_m, support=shown)
-        if view.strain_geometry is not None:
-            basis, direction = view.strain_geometry
-            fields["strain_pct"] = 100 * strain_along_g(view.obj, grid.g_norm_per_m, direction, basis, support=shown)
-    sizes = view.voxel_size_m or (None,) * obj.ndim
-    known = all(v is not None for v in sizes)
-    spacing = tuple(v * 1e9 for v in sizes) if known else 1.0
-    if obj.ndim == 2 and known:
-        spacing = (1.0, *spacing)
-    frame = "lab frame, nm" if view.frame["shown"] == "lab" else "data grid, nm" if known else "data grid, voxels"
-    payload = vtk_bytes(fields, spacing=spacing, title=f"job {job.pk} {job.kind} ({frame})")
+    payload = exports.result_vtk(record, job_grid(job, np.shape(record.obj)), title=f"job {job.pk} {job.kind}")
     response = HttpResponse(payload, content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="job{job.pk}_object.vtk"'
     return response
