@@ -343,6 +343,19 @@ def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_
     assert "ε along G (%)" in page.inner_text("#result")
     assert page.inner_text("#field-stats").startswith("ε over the crystal (amplitude ≥ 30 %")
     assert page.inner_text("#panel-iso h2") == "Amplitude isosurface coloured by strain"
+    # the compare page keeps the strain and the lab frame for every column
+    from webapp.core.models import Job
+
+    other = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="refine", status="succeeded",
+                               dataset=records.dataset, parent=records.job, params={}, progress=1.0)  # fmt: skip
+    other.result_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(records.job.result_path, other.result_path)
+    shutil.copyfile(records.job.result_dir / "prepared.cxi", other.result_dir / "prepared.cxi")
+    page.goto(f"{live_server.url}/compare/?jobs={records.job.pk},{other.pk}&field=strain&frame=lab")
+    page.wait_for_selector("body[data-rendered='1']", timeout=30_000)
+    text = page.inner_text("#compare")
+    assert text.count("isosurface coloured by strain") == 2 and "aligned:" in text
+    assert "ε along G (%)" in text
 
 
 @pytest.mark.django_db(transaction=True)

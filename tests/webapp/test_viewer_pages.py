@@ -463,6 +463,20 @@ def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_qu
     assert np.isfinite(npz["strain"]).any() and np.linalg.norm(npz["g_direction_lab"]) == pytest.approx(1.0)
     html = client.get(reverse("viewer:job", args=[records.job.pk]) + "?field=strain&frame=lab").content.decode()
     assert 'id="strain-toggle" checked' in html and f"{figures_url}?field=strain&amp;frame=lab" in html
+    # the compare page carries the field and frame to every column, aligned ones included
+    other = Job.objects.create(group=cast.alpha, owner=cast.owner, kind="refine", status="succeeded",
+                               dataset=records.dataset, parent=records.job, params={}, progress=1.0)  # fmt: skip
+    other.result_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(records.job.result_path, other.result_path)
+    shutil.copyfile(records.job.result_dir / "prepared.cxi", other.result_dir / "prepared.cxi")
+    page = client.get(reverse("viewer:compare") + f"?jobs={records.job.pk},{other.pk}&field=strain&frame=lab").content.decode()
+    assert f"{figures_url}?field=strain&amp;frame=lab" in page
+    aligned_url = reverse("viewer:job_aligned", args=[other.pk]) + f"?ref={records.job.pk}&field=strain&frame=lab"
+    assert aligned_url.replace("&", "&amp;") in page
+    aligned = body_json(client.get(aligned_url))["result"]
+    assert aligned["alignment"]["aligned"] and aligned["object"]["frame"]["shown"] == "lab"
+    assert aligned["object"]["field"]["name"] == "strain"
+    assert "<strong>strain ε</strong>" in page and "<strong>lab frame</strong>" in page
     # the VTK download is on the lab grid, with every field the data allow
     from reconstruction.io.vtk import read_vtk
 

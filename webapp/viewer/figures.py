@@ -1037,6 +1037,7 @@ def _jsonable_number(value: Any) -> Any:
 def aligned_result_bundle(
     record: Any, reference: Any, *, threshold: float = DEFAULT_THRESHOLD,
     max_vertices: int = DEFAULT_MAX_VERTICES, voxel_size_m: tuple[float | None, ...] | None = None,
+    view: Any = None, g_norm_per_m: float | None = None, displacement: bool = False, strain: bool = False,
 ) -> dict[str, Any]:
     """Return the compare-page part of ``record`` aligned onto ``reference`` (two ResultRecords).
 
@@ -1044,17 +1045,29 @@ def aligned_result_bundle(
     sub-voxel shift, twin, phase ramp, global phase; its support moves with it), then drawn as
     in ``object_bundle``. Keys: ``object``, ``metrics`` and ``alignment``: the library's info
     plus ``text``, one line saying what was done (shift in voxels as (x, y, z)), or, when the
-    grids differ, ``{"aligned": False, "text": why}`` and the object as it is.
+    grids differ, ``{"aligned": False, "text": why}`` and the object as it is. ``view`` (a
+    function of (object, support) returning a ``webapp.viewer.frames.ObjectView``) draws the
+    aligned object on another grid (the lab frame); ``g_norm_per_m``, ``displacement`` and
+    ``strain`` choose the colouring field as in ``object_bundle``.
     """
     from reconstruction.metrics import align_to_reference
 
     obj, ref = np.asarray(record.obj), np.asarray(reference.obj)
     support = None if record.support is None else np.asarray(record.support, dtype=bool)
-    options = {"threshold": threshold, "max_vertices": max_vertices, "voxel_size_m": voxel_size_m}
     metrics = {k: _jsonable_number(v) for k, v in (record.metrics or {}).items()}
+
+    def drawn(o: np.ndarray, s: np.ndarray | None) -> dict[str, Any]:
+        shown = view(o, s) if view is not None else None
+        return object_bundle(o if shown is None else shown.obj, s if shown is None else shown.support,
+                             threshold=threshold, max_vertices=max_vertices,
+                             voxel_size_m=voxel_size_m if shown is None else shown.voxel_size_m,
+                             g_norm_per_m=g_norm_per_m, displacement=displacement, strain=strain,
+                             frame=None if shown is None else shown.frame,
+                             strain_geometry=None if shown is None else shown.strain_geometry)  # fmt: skip
+
     if obj.shape != ref.shape:
         text = f"not aligned: its grid {obj.shape} differs from the reference's {ref.shape}"
-        return {"object": object_bundle(obj, support, **options), "metrics": metrics,
+        return {"object": drawn(obj, support), "metrics": metrics,
                 "alignment": {"aligned": False, "text": text}}  # fmt: skip
     aligned, moved, info = align_to_reference(obj, ref, support=support)
     shift = ", ".join(f"{v:+.2f}" for v in info["shift_px"][::-1])
@@ -1063,6 +1076,6 @@ def aligned_result_bundle(
     text = (f"aligned: shift ({shift}) {unit} ({axes}), {'twin flipped' if info['twin'] else 'no twin flip'}, "
             f"phase offset {info['phase_offset_rad']:+.2f} rad, ramp ({ramp}) rad/{unit}; "
             f"residual ‖a − ref‖/‖ref‖ {info['rel_error']:.3f}")  # fmt: skip
-    return {"object": object_bundle(aligned.astype(np.complex64), moved, **options), "metrics": metrics,
+    return {"object": drawn(aligned.astype(np.complex64), moved), "metrics": metrics,
             "alignment": {"aligned": True, **{k: _jsonable_number(v) if not isinstance(v, list) else v
                                               for k, v in info.items()}, "text": text}}  # fmt: skip

@@ -27,7 +27,7 @@ from webapp.core.models import Dataset, Job, ModelVersion
 from webapp.viewer import exports, figures
 from webapp.viewer.cache import cached_gzip_json, gzip_json_response
 from webapp.viewer.frames import shown_object
-from webapp.viewer.units import job_grid, job_grid_scales
+from webapp.viewer.units import job_grid
 
 LOG_TAIL_LINES = 60
 DASHBOARD_ROWS = 200
@@ -612,7 +612,18 @@ def compare(request: HttpRequest) -> HttpResponse:
     if not ids:
         raise Http404("say which jobs to compare: ?jobs=1,2")
     jobs = [selectors.job_get_for_user(request.user, i) for i in ids[:MAX_COMPARE]]
-    return render(request, "viewer/compare.html", {"jobs": jobs, "ids": [j.pk for j in jobs]})
+    query = _view_query(request).lstrip("?").replace("ramp=1&", "").replace("ramp=1", "")
+    base = reverse("viewer:compare") + "?jobs=" + ",".join(str(j.pk) for j in jobs)
+    field = "u" if _displacement(request) else "strain" if _strain(request) else ""
+    frame = "&frame=lab" if _lab(request) else ""
+    views = {  # the page's field and frame choices, as links that keep the jobs
+        "fields": [(label, f"{base}{'&field=' + f if f else ''}{frame}", f == field)
+                   for label, f in (("phase", ""), ("displacement u", "u"), ("strain ε", "strain"))],
+        "frames": [(label, f"{base}{'&field=' + field if field else ''}{extra}", bool(extra) == bool(frame))
+                   for label, extra in (("data grid", ""), ("lab frame", "&frame=lab"))],
+    }  # fmt: skip
+    return render(request, "viewer/compare.html",
+                  {"jobs": jobs, "ids": [j.pk for j in jobs], "view_query": query, "views": views})
 
 
 @login_required
@@ -633,15 +644,21 @@ def job_aligned(request: HttpRequest, pk: int) -> HttpResponse:
                                  "error": f"job #{j.pk} has no result to compare"}, status=404)  # fmt: skip
     ref_stat = reference.result_path.stat()
 
+    lab, displacement, strain = _lab(request), _displacement(request), _strain(request)
+
     def compute() -> dict[str, Any]:
         record, ref_record = _read_result(job), _read_result(reference)
-        voxel, _ = job_grid_scales(job, np.shape(record.obj))
+        grid = job_grid(job, np.shape(record.obj))
         return {"job": job.pk, "status": job.status, "reference": reference.pk,
-                "result": figures.aligned_result_bundle(record, ref_record, voxel_size_m=voxel)}  # fmt: skip
+                "result": figures.aligned_result_bundle(
+                    record, ref_record, voxel_size_m=grid.voxel_size_m,
+                    view=lambda o, s: shown_object(o, s, grid, lab=lab), g_norm_per_m=grid.g_norm_per_m,
+                    displacement=displacement, strain=strain)}  # fmt: skip
 
     try:
         payload = cached_gzip_json(job.result_path, compute, view="aligned", ref=str(reference.result_path),
-                                   ref_size=ref_stat.st_size, ref_mtime=ref_stat.st_mtime_ns, version=1)  # fmt: skip
+                                   ref_size=ref_stat.st_size, ref_mtime=ref_stat.st_mtime_ns, lab=lab,
+                                   displacement=displacement, strain=strain, version=2)  # fmt: skip
     except ReconstructionError as exc:
         return JsonResponse({"job": job.pk, "result": None, "error": _public_message(exc, job.result_path, "result.cxi")},
                             status=422)  # fmt: skip

@@ -22,6 +22,7 @@
       this.coloraxis = obj.slices.layout.coloraxis;
       this.coloraxis2 = obj.slices.layout.coloraxis2;
       this.index = obj.index.map((v, a) => v + obj.origin[a]);
+      this.label = obj.field ? obj.field.label : "phase";
       this.units = obj.units || { unit: "voxel", voxel_size_nm: null };
     }
 
@@ -50,7 +51,7 @@
         coloraxis2: Object.assign({}, this.coloraxis2, { colorbar: Object.assign({}, this.coloraxis2.colorbar, { x: 0.84, y: 0.22, len: 0.42 }) }),
         annotations: [
           { text: `amplitude, ${AXES[axis]} = ${value}${inside}`, xref: "paper", yref: "paper", x: 0.39, y: 1, yanchor: "bottom", showarrow: false },
-          { text: `phase, ${AXES[axis]} = ${value}${inside}`, xref: "paper", yref: "paper", x: 0.39, y: 0.4, yanchor: "bottom", showarrow: false },
+          { text: `${this.label}, ${AXES[axis]} = ${value}${inside}`, xref: "paper", yref: "paper", x: 0.39, y: 0.4, yanchor: "bottom", showarrow: false },
         ],
       };
       return Plotly.react(this.div, [heat(this.amp, 1, "coloraxis"), heat(this.phase, 2, "coloraxis2")], layout, CDI.PLOT_CONFIG);
@@ -86,7 +87,8 @@
     }
     panes.push(new PlanePane(document.getElementById(`cmp-slices-${n}`), r.object));
     const iso = r.object.isosurface;
-    const layout = Object.assign({}, iso.layout, { height: 320, title: { text: "isosurface coloured by phase", font: { size: 12 } } });
+    const field = r.object.field ? r.object.field.name : "phase";
+    const layout = Object.assign({}, iso.layout, { height: 320, title: { text: `isosurface coloured by ${field}`, font: { size: 12 } } });
     return [Plotly.newPlot(`cmp-iso-${n}`, iso.data, layout, CDI.PLOT_CONFIG)];
   }
 
