@@ -999,7 +999,7 @@ def result_bundle(
                                 voxel_size_m=voxel_size_m if view is None else view.voxel_size_m,
                                 remove_ramp=remove_ramp, g_norm_per_m=g_norm_per_m, displacement=displacement,
                                 frame=None if view is None else view.frame, strain=strain,
-                                strain_geometry=None if view is None else view.strain_geometry),  # fmt: skip
+                                strain_geometry=None if view is None else view.strain_geometry),
         "diffraction": None,
         "errors": None,
         "prtf": None,
