@@ -23,13 +23,22 @@ def shell_average(
 
     freq : (n_bins,) shell centres in cycles per pixel, up to 0.5; empty shells give NaN.
     """
-    freq = radial_frequency(values.shape)
+    return _shell_means(radial_frequency(values.shape), values, mask, 0.5, n_bins)
+
+
+def _shell_means(
+    radius: np.ndarray, values: np.ndarray, mask: np.ndarray | None, r_max: float, n_bins: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` in ``n_bins`` (default half the largest side) equal shells of
+    ``radius`` from 0 to ``r_max`` over the pixels not in ``mask``; (shell centres, means), NaN
+    for empty shells; pixels at ``r_max`` and beyond are left out."""
     use = np.ones(values.shape, bool) if mask is None else ~np.asarray(mask, bool)
     n_bins = n_bins or max(values.shape) // 2
-    edges = np.linspace(0.0, 0.5, n_bins + 1)
-    index = np.clip(np.digitize(freq[use], edges) - 1, 0, n_bins)
-    sums = np.bincount(index, weights=values[use], minlength=n_bins + 1)[:n_bins]
-    counts = np.bincount(index, minlength=n_bins + 1)[:n_bins]
+    edges = np.linspace(0.0, r_max, n_bins + 1)
+    index = np.digitize(radius[use], edges) - 1
+    inside = index < n_bins
+    sums = np.bincount(index[inside], weights=values[use][inside], minlength=n_bins)[:n_bins]
+    counts = np.bincount(index[inside], minlength=n_bins)[:n_bins]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return 0.5 * (edges[1:] + edges[:-1]), mean
@@ -115,16 +124,7 @@ def q_shell_average(
     # distance from the centre to the face of the box across axis j: (N_j / 2) / |row j of B⁻¹|
     inverse = np.linalg.inv(b)
     q_max = min((n / 2) / float(np.linalg.norm(inverse[j])) for j, n in enumerate(shape))
-    use = np.ones(shape, bool) if mask is None else ~np.asarray(mask, bool)
-    n_bins = n_bins or max(shape) // 2
-    edges = np.linspace(0.0, q_max, n_bins + 1)
-    index = np.digitize(q[use], edges) - 1  # n_bins and beyond: outside the sphere, dropped
-    inside = index < n_bins
-    sums = np.bincount(index[inside], weights=values[use][inside], minlength=n_bins)[:n_bins]
-    counts = np.bincount(index[inside], minlength=n_bins)[:n_bins]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return 0.5 * (edges[1:] + edges[:-1]), mean
+    return _shell_means(q, values, mask, q_max, n_bins)
 
 
 def object_pixel_size_m(metadata, n: int) -> float | None:
