@@ -127,13 +127,10 @@ def predict_objects(
     return np.concatenate(objs), np.concatenate(supports)
 
 
-# Test-time augmentation: axis flips of the pattern (a flipped pattern is the diffraction of the
-# object flipped the same way). 4 = none and each axis alone; 8 = every combination (3D).
-FLIP_CHOICES = (1, 4, 8)
-
-
 def flip_sets(n_flips: int, dims: int) -> list[tuple[int, ...]]:
-    """The axis sets flipped for ``n_flips`` (1, 4 or 8; 2D has 1 or 4) views of a pattern."""
+    """The axis sets flipped for ``n_flips`` (1, 4 or 8; 2D has 1 or 4) views of a pattern (a
+    mirrored pattern is the diffraction of the object mirrored the same way): 4 = none and each
+    axis alone, 8 = every combination; a ConfigError for any other number."""
     axes = list(range(dims))
     every = [c for k in range(dims + 1) for c in itertools.combinations(axes, k)]
     if n_flips == 1:
@@ -189,8 +186,8 @@ def predict_averaged(
     cancel: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict one pattern from ``flips`` mirrored views and average them (test-time
-    augmentation): each view's prediction is mirrored back, aligned on the plain view's (shift,
-    twin, global phase: ``reconstruction.metrics.align_to``) and the complex objects averaged.
+    augmentation): each view's prediction is mirrored back, aligned on the plain view's
+    (``_align_view``: twin, whole-voxel shift, global phase) and the complex objects averaged.
 
     intensity, mask : one pattern (N, N, N) or (N, N), as for ``predict_objects``.
     Returns (obj, support) of that pattern: obj complex64 centred, scaled to fit sqrt(intensity)
@@ -198,7 +195,7 @@ def predict_averaged(
     On 100 held-out 3D simulations, 4 views lowered the relative error after ER**50 in 64 % of
     patterns and raised the success rate from 32 to 37 %, for 0.1 s (benchmarks/RESULTS.md).
     """
-    from reconstruction.fourier import farfield
+    from reconstruction.metrics import fourier_errors
 
     intensity = np.asarray(intensity, np.float32)
     mask = np.zeros(intensity.shape, bool) if mask is None else np.asarray(mask, bool)
@@ -212,11 +209,7 @@ def predict_averaged(
     aligned = [reference] + [_align_view(b, reference) for b in back[1:]]
     check(cancel)
     obj = np.mean(np.stack(aligned), axis=0)
-    calc = np.abs(farfield(obj))
-    measured = np.sqrt(np.maximum(intensity, 0.0))
-    keep = ~mask
-    scale = float((calc[keep] * measured[keep]).sum() / max(float((calc[keep] ** 2).sum()), EPS))
-    obj = (obj * scale).astype(np.complex64)
+    obj = (obj * fourier_errors(obj, intensity, mask=mask)["scale"]).astype(np.complex64)
     amplitude = np.abs(obj)
     support = amplitude > threshold * float(amplitude.max()) if amplitude.max() > 0 else np.zeros(obj.shape, bool)
     return obj, support

@@ -507,6 +507,7 @@ def predict_file(
     mask = np.asarray(data.mask, bool)
     curves: dict[str, list[float]] = {}
     timings: dict[str, float] = {"load": time.monotonic() - start}
+    flip_sets(flips, intensity.ndim)  # a bad number of views is a ConfigError before any work
     if optimise_steps > 0:
         t0 = time.monotonic()
         model, info = optimise_on_pattern(
@@ -515,7 +516,6 @@ def predict_file(
         )
         curves["optimise_loss"] = info["loss"]
         timings["optimise"] = time.monotonic() - t0
-    flip_sets(flips, intensity.ndim)  # a bad value is a ConfigError before any work
     t0 = time.monotonic()
     if flips > 1:
         obj, support = predict_averaged(model, intensity, mask, flips=flips, threshold=threshold,
