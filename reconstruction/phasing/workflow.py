@@ -202,9 +202,10 @@ def phase_file(
     pixel_m = object_pixel_size_m(data.metadata, data.intensity.shape[-1])
     if result.prtf is not None and pixel_m:
         result.metrics["object_pixel_size_m"] = pixel_m
-        result.metrics["prtf_resolution_m"] = result.prtf["resolution_pixel"] * pixel_m
-    if result.prtf is not None and "resolution_q_m" in result.prtf:  # the true |q|: preferred
+    if result.prtf is not None and "resolution_q_m" in result.prtf:  # against the true |q|
         result.metrics["prtf_resolution_m"] = result.prtf["resolution_q_m"]
+    elif result.prtf is not None and pixel_m:  # in pixels times the mean detector-axis voxel
+        result.metrics["prtf_resolution_m"] = result.prtf["resolution_pixel"] * pixel_m
     timings = {"load": t_load, **result.timings}
     _write(
         out_path, data, result,

@@ -13,6 +13,7 @@ quantised volumes the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,25 +86,30 @@ class ColourField:
 PHASE_FIELD = ColourField("phase", "phase (rad)", "phase", "rad", -math.pi, math.pi, True, PHASE_COLORSCALE, PHASE_TICKS)
 
 
-def displacement_colour(u_pm: np.ndarray) -> ColourField:
-    """The colour field of a displacement map ``u_pm`` (pm, NaN outside the crystal): symmetric
-    about 0 up to the 99th percentile of |u|, so that a few noisy rim voxels do not wash out the
-    crystal (larger values take the end colours)."""
-    finite = np.abs(u_pm[np.isfinite(u_pm)])
+def _diverging_colour(values: np.ndarray, field: ColourField) -> ColourField:
+    """``field`` (a diverging template) with its scale symmetric about 0 up to the 99th
+    percentile of |values| (NaN outside the crystal), so that a few noisy rim voxels do not wash
+    out the crystal (larger values take the end colours); the template's range when all are 0."""
+    finite = np.abs(values[np.isfinite(values)])
     top = float(np.percentile(finite, DISPLACEMENT_RANGE_PERCENTILE)) if finite.size else 0.0
-    top = top if top > 0 else 1.0
-    return ColourField("displacement", "u along G (pm)", "u", "pm", -top, top, False,
-                       DISPLACEMENT_COLORSCALE, hover_format=".1f")  # fmt: skip
+    top = top if top > 0 else field.hi
+    return dataclasses.replace(field, lo=-top, hi=top)
+
+
+DISPLACEMENT_FIELD = ColourField("displacement", "u along G (pm)", "u", "pm", -1.0, 1.0, False,
+                                 DISPLACEMENT_COLORSCALE, hover_format=".1f")  # fmt: skip
+STRAIN_FIELD = ColourField("strain", "ε along G (%)", "ε", "%", -0.01, 0.01, False,
+                           DISPLACEMENT_COLORSCALE, hover_format=".4f")  # fmt: skip
+
+
+def displacement_colour(u_pm: np.ndarray) -> ColourField:
+    """The colour field of a displacement map ``u_pm`` (pm, NaN outside the crystal)."""
+    return _diverging_colour(u_pm, DISPLACEMENT_FIELD)
 
 
 def strain_colour(strain_pct: np.ndarray) -> ColourField:
-    """The colour field of a strain map (%, NaN outside the crystal): diverging like the
-    displacement, symmetric about 0 up to the 99th percentile of |ε|."""
-    finite = np.abs(strain_pct[np.isfinite(strain_pct)])
-    top = float(np.percentile(finite, DISPLACEMENT_RANGE_PERCENTILE)) if finite.size else 0.0
-    top = top if top > 0 else 0.01
-    return ColourField("strain", "ε along G (%)", "ε", "%", -top, top, False,
-                       DISPLACEMENT_COLORSCALE, hover_format=".4f")  # fmt: skip
+    """The colour field of a strain map (%, NaN outside the crystal)."""
+    return _diverging_colour(strain_pct, STRAIN_FIELD)
 
 
 # --------------------------------------------------------------------------- object helpers

@@ -63,11 +63,3 @@ def job_grid(job: Job, shape: tuple[int, ...]) -> GridScales:
             out.lab_note = "2D data have no rocking geometry"
         return out
     return GridScales(lab_note="no data file on this grid")
-
-
-def job_grid_scales(job: Job, shape: tuple[int, ...]) -> tuple[tuple[float | None, ...] | None, float | None]:
-    """Voxel size (m per axis, axis 0 first; None where unknown) of ``job``'s result grid
-    ``shape`` and |G| (1/m) of the measured reflection (None unless the data give the wavelength
-    and the Bragg angle); (None, None) when no data file on that grid can be read."""
-    grid = job_grid(job, shape)
-    return grid.voxel_size_m, grid.g_norm_per_m

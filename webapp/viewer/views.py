@@ -467,12 +467,17 @@ def _lab(request: HttpRequest) -> bool:
     return request.GET.get("frame") == "lab"
 
 
-def _view_query(request: HttpRequest) -> str:
-    """The query string of the result page's view switches (ramp removed, displacement, lab
-    frame), or ""."""
-    parts = ["ramp=1"] if _ramp(request) else []
+def _view_parts(request: HttpRequest, *, ramp: bool = True) -> list[str]:
+    """The query parameters of the view switches the request asks for: ramp removed (unless
+    ``ramp`` is False), displacement or strain, lab frame."""
+    parts = ["ramp=1"] if ramp and _ramp(request) else []
     parts += ["field=u"] if _displacement(request) else ["field=strain"] if _strain(request) else []
-    parts += ["frame=lab"] if _lab(request) else []
+    return parts + (["frame=lab"] if _lab(request) else [])
+
+
+def _view_query(request: HttpRequest) -> str:
+    """The query string of the result page's view switches, or ""."""
+    parts = _view_parts(request)
     return "?" + "&".join(parts) if parts else ""
 
 
@@ -612,7 +617,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     if not ids:
         raise Http404("say which jobs to compare: ?jobs=1,2")
     jobs = [selectors.job_get_for_user(request.user, i) for i in ids[:MAX_COMPARE]]
-    query = _view_query(request).lstrip("?").replace("ramp=1&", "").replace("ramp=1", "")
+    query = "&".join(_view_parts(request, ramp=False))  # the alignment fits its own ramp
     base = reverse("viewer:compare") + "?jobs=" + ",".join(str(j.pk) for j in jobs)
     field = "u" if _displacement(request) else "strain" if _strain(request) else ""
     frame = "&frame=lab" if _lab(request) else ""
