@@ -74,6 +74,15 @@ def _print_route(col: dict[str, np.ndarray], prefix: str, label: str, *, chi2_la
           f"{100 * np.mean(col[f'{prefix}_rel_error'] <= 0.2):.0f} % |")
 
 
+def _print_network_rows(col: dict[str, np.ndarray], prefix: str, label: str, plain: str) -> None:
+    """Markdown rows of a network variant's own quality (before refinement): median relative
+    error and success, the plain network's success beside it as ``plain``."""
+    rel = col[f"{prefix}_nn_rel_error"]
+    print(f"| {label}: network relative error, median | {np.median(rel):.3f} |")
+    print(f"| {label}: network success (rel. error <= 0.2) | {100 * np.mean(rel <= 0.2):.0f} % "
+          f"({plain}: {100 * np.mean(col['nn_rel_error'] <= 0.2):.0f} %) |")
+
+
 def noise_floor(intensity, mask, truth) -> float:
     """Relative error vs ``truth`` of ER**200 started from the truth on its support (|truth| >
     1 % of max): the best any start can reach on this noisy pattern."""
@@ -264,20 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     extras = []
     if "averaged_chi2" in col:
         extras.append((averaged_name, "averaged", col["averaged_s"]))
-        print(f"| {args.flips} averaged views: network relative error, median | "
-              f"{np.median(col['averaged_nn_rel_error']):.3f} |")
-        print(f"| {args.flips} averaged views: network success (rel. error <= 0.2) | "
-              f"{100 * np.mean(col['averaged_nn_rel_error'] <= 0.2):.0f} % (one view: "
-              f"{100 * np.mean(col['nn_rel_error'] <= 0.2):.0f} %) |")
+        _print_network_rows(col, "averaged", f"{args.flips} averaged views", "one view")
     if "extra_chi2" in col:
         extras.append((extra_name, "extra", col["predict_s"] + col["extra_s"]))
     if "optimised_chi2" in col:
         extras.append((optimised_name, "optimised", col["optimised_s"]))
-        print(f"| after {args.optimise_steps} per-pattern steps: network relative error, median | "
-              f"{np.median(col['optimised_nn_rel_error']):.3f} |")
-        print(f"| after {args.optimise_steps} per-pattern steps: network success (rel. error <= 0.2) | "
-              f"{100 * np.mean(col['optimised_nn_rel_error'] <= 0.2):.0f} % (before: "
-              f"{100 * np.mean(col['nn_rel_error'] <= 0.2):.0f} %) |")
+        _print_network_rows(col, "optimised", f"after {args.optimise_steps} per-pattern steps", "before")
     _print_route(col, "refined", er50)
     t_net = col["predict_s"] + col["refine_s"]
     print(f"| {er50}: time (median s) | {np.median(t_net):.3f} |")
