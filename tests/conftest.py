@@ -407,3 +407,27 @@ def records(cast, media_root) -> Records:
     ckpt.write_bytes(b"checkpoint bytes")
     model = ModelVersion.objects.create(name="alpha-net", version=1, dims=3, file=str(ckpt), trained_by_job=job)
     return Records(dataset=dataset, job=job, model=model)
+
+
+def write_job_data(job, metadata) -> None:
+    """Give ``job``'s result the data it was phased from: a ``prepared.cxi`` beside it with the
+    result's intensity and mask and ``metadata`` (what the viewer reads voxel size, |G| and the
+    diffractometer geometry from)."""
+    from reconstruction.io import DiffractionData, read_result, write_prepared
+
+    record = read_result(str(job.result_path))
+    write_prepared(job.result_dir / "prepared.cxi",
+                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=metadata))  # fmt: skip
+
+
+def aps_like_metadata(n_frames: int):
+    """Metadata of an APS 34-ID-C rocking scan of ``n_frames`` frames (9 keV, 0.5 m, 55 µm pixels,
+    delta 32.174°, gamma 12.6346°, theta rocking by 0.04°): Bragg angle and geometry known."""
+    import numpy as np
+
+    from reconstruction.io import Metadata
+
+    return Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
+                    rocking_angles_deg=0.2 + 0.04 * np.arange(n_frames), rocking_axis="theta",
+                    extra={"bragg_angle_deg": 17.158, "instrument_name": "APS 34-ID-C",
+                           "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})  # fmt: skip

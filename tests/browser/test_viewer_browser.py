@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import small_pattern
+from tests.conftest import aps_like_metadata, small_pattern, write_job_data
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -278,12 +278,10 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
 def test_the_displacement_switch_recolours_the_result_in_pm_where_the_data_give_the_bragg_angle(
     open_page, live_server, cast, records
 ):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import Metadata
 
-    record = read_result(str(records.job.result_path))
     meta = Metadata(wavelength_m=1.3776e-10, extra={"bragg_angle_deg": 17.16})
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    write_job_data(records.job, meta)
     page = open_page("member", "pw-member")
     page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
@@ -311,16 +309,12 @@ def test_the_displacement_switch_recolours_the_result_in_pm_where_the_data_give_
 
 @pytest.mark.django_db(transaction=True)
 def test_the_lab_frame_switch_redraws_a_bragg_result_on_an_orthogonal_grid(open_page, live_server, cast, records):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import read_result
 
     record = read_result(str(records.job.result_path))
     n = record.obj.shape[0]
-    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
-                    rocking_angles_deg=0.2 + 0.04 * np.arange(n), rocking_axis="theta",
-                    extra={"instrument_name": "APS 34-ID-C", "bragg_angle_deg": 17.158,
-                           "positioners_deg": {"delta": 32.174, "gamma": 12.6346}})  # fmt: skip
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    meta = aps_like_metadata(n)
+    write_job_data(records.job, meta)
     page = open_page("member", "pw-member")
     page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
+from tests.conftest import aps_like_metadata, write_job_data
 from webapp.core.models import Dataset, Job
 
 
@@ -147,14 +148,12 @@ def test_vtk_download_without_geometry_is_on_the_data_grid_in_voxels(cast, recor
 
 
 def test_npz_download_carries_the_voxel_size_and_the_displacement_where_the_data_give_them(cast, records):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import Metadata
     from reconstruction.metrics import displacement_field
 
-    record = read_result(str(records.job.result_path))
     meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
                     extra={"bragg_angle_deg": 17.16})  # fmt: skip
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    write_job_data(records.job, meta)
     data = np.load(io.BytesIO(cast.client(cast.member).get(reverse("viewer:job_npz", args=[records.job.pk])).content))
     detector = 1.3776e-10 * 0.5 / (16 * 55e-6)
     assert np.isnan(data["voxel_size_m"][0]) and data["voxel_size_m"][1:] == pytest.approx([detector] * 2)
@@ -343,14 +342,12 @@ def test_result_positions_are_in_voxels_with_a_note_when_the_data_give_no_voxel_
 
 
 def test_result_positions_are_in_nm_from_the_prepared_data_of_the_job(cast, records):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import Metadata
 
-    record = read_result(str(records.job.result_path))
     meta = Metadata(wavelength_m=1e-10, distance_m=2.0, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
                     rocking_angles_deg=np.linspace(10, 10.15, 16), rocking_axis="theta",
                     extra={"bragg_angle_deg": 15.0})  # fmt: skip
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    write_job_data(records.job, meta)
     bundle = body_json(cast.client(cast.member).get(reverse("viewer:job_figures", args=[records.job.pk])))["result"]
     units = bundle["object"]["units"]
     # detector axes: 1e-10 * 2 / (16 * 55e-6) = 227.3 nm; rocking axis: 1e-10 / (2 * 16 * radians(0.01) * sin 15°)
@@ -365,7 +362,7 @@ def test_result_positions_are_in_nm_from_the_prepared_data_of_the_job(cast, reco
 
 
 def test_the_displacement_view_needs_the_bragg_angle_and_follows_the_page_query(cast, records):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import Metadata
 
     client = cast.client(cast.member)
     figures_url = reverse("viewer:job_figures", args=[records.job.pk])
@@ -373,10 +370,8 @@ def test_the_displacement_view_needs_the_bragg_angle_and_follows_the_page_query(
     assert without["displacement"]["available"] is False and without["field"]["name"] == "phase"
     assert "Bragg angle" in without["displacement"]["note"]
 
-    record = read_result(str(records.job.result_path))
     meta = Metadata(wavelength_m=1.3776e-10, extra={"bragg_angle_deg": 17.0})
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    write_job_data(records.job, meta)
     phase = body_json(client.get(figures_url))["result"]["object"]
     assert phase["displacement"]["available"] and not phase["displacement"]["shown"]
     assert phase["displacement"]["d_spacing_nm"] == pytest.approx(0.13776 / (2 * np.sin(np.radians(17.0))))
@@ -422,7 +417,7 @@ def test_compare_aligns_a_shifted_twin_onto_the_first_result_and_says_so(cast, r
 
 
 def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_query(cast, records):
-    from reconstruction.io import DiffractionData, Metadata, read_result, write_prepared
+    from reconstruction.io import read_result
 
     client = cast.client(cast.member)
     figures_url = reverse("viewer:job_figures", args=[records.job.pk])
@@ -431,12 +426,8 @@ def test_the_lab_frame_needs_the_diffractometer_geometry_and_follows_the_page_qu
 
     record = read_result(str(records.job.result_path))
     n = record.obj.shape[0]
-    meta = Metadata(wavelength_m=1.3776e-10, distance_m=0.5, x_pixel_size_m=55e-6, y_pixel_size_m=55e-6,
-                    rocking_angles_deg=0.2 + 0.04 * np.arange(n), rocking_axis="theta",
-                    extra={"bragg_angle_deg": 17.158, "instrument_name": "APS 34-ID-C",
-                           "positioners_deg": {"delta": 32.174, "gamma": 12.6346, "chi": 90.0, "phi": -5.0}})  # fmt: skip
-    write_prepared(records.job.result_dir / "prepared.cxi",
-                   DiffractionData(intensity=record.intensity, mask=record.mask, metadata=meta))  # fmt: skip
+    meta = aps_like_metadata(n)
+    write_job_data(records.job, meta)
     data_grid = body_json(client.get(figures_url))["result"]["object"]
     assert data_grid["frame"]["available"] and data_grid["frame"]["shown"] == "data"
     assert "APS 34-ID-C" in data_grid["frame"]["note"] and "from orthogonal" in data_grid["frame"]["note"]
