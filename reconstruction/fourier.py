@@ -55,3 +55,11 @@ def backpropagate_torch(field: torch.Tensor, ndim: int = 3) -> torch.Tensor:
 def intensity_of(obj: np.ndarray) -> np.ndarray:
     """Return |farfield(obj)|^2 as float32, in the same (arbitrary) units as |obj|^2."""
     return (np.abs(farfield(obj)) ** 2).astype(np.float32)
+
+
+def blur_intensity(intensity: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Circular convolution of a centred intensity with a centred, normalised kernel (float64)."""
+    axes = tuple(range(intensity.ndim))
+    k = np.fft.ifftshift(np.asarray(kernel, np.float64), axes=axes)
+    spec = np.fft.rfftn(np.asarray(intensity, np.float64), axes=axes) * np.fft.rfftn(k, axes=axes)
+    return np.maximum(np.fft.irfftn(spec, s=intensity.shape, axes=axes), 0.0)

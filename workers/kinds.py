@@ -188,7 +188,7 @@ def run_refine(ctx: Context, *, job: Job | None = None, progress: JobProgress | 
         initial_path=str(job.parent.result_path), algorithm=p["algorithm"],
         # a job stored before the parameter existed ran with the support fixed, and still does
         support_threshold=p["support_threshold"], shrinkwrap=p.get("shrinkwrap", False),
-        device=ctx.device, progress=progress or ctx.progress, cancel=ctx.cancel,
+        psf=p.get("psf") or None, device=ctx.device, progress=progress or ctx.progress, cancel=ctx.cancel,
         provenance=ctx.provenance | {"job_id": job.pk, "parent_job_id": job.parent.pk},
     )
 
@@ -208,7 +208,7 @@ def run_phase(ctx: Context) -> dict[str, Any]:
         _input_path(ctx), str(ctx.job.result_path),
         algorithm=p["algorithm"], cycles=p["cycles"], runs=p["runs"], keep=p["keep"],
         support=support_file or p["support"], seed=p["seed"], device=ctx.device,
-        shrinkwrap=shrinkwrap, positivity=p.get("positivity", False),
+        shrinkwrap=shrinkwrap, positivity=p.get("positivity", False), psf=p.get("psf") or None,
         shape=None if shape == "default" else shape,
         prepared_out=str(ctx.job.result_dir / "prepared.cxi"),
         progress=ctx.progress, cancel=ctx.cancel, provenance=ctx.provenance,

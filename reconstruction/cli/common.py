@@ -25,9 +25,30 @@ def print_json(payload: dict[str, Any]) -> None:
     print(json.dumps(to_jsonable(payload), indent=2))
 
 
+def print_psf_line(metrics: dict[str, Any]) -> None:
+    """Print the fitted partial-coherence kernel's width and the coherent chi2, if one was fitted."""
+    if metrics.get("psf_fwhm_px") is None:
+        return
+    coherent = metrics.get("chi2_coherent")
+    print(f"psf          FWHM {metrics['psf_fwhm_px']:.2f} px   chi2 without it "
+          f"{coherent if coherent is not None else float('nan'):.4g}")
+
+
 def add_device_option(parser) -> None:
     """Add ``--device auto|cpu|cuda``."""
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def add_psf_option(parser) -> None:
+    """Add ``--psf [SPEC]``: model partial coherence (a kernel blurring the calculated intensity,
+    fitted to the data), with the defaults or PyNX-style settings."""
+    parser.add_argument(
+        "--psf", nargs="?", const="on", default=None, metavar="SPEC",
+        help="model partial coherence: the calculated intensity is blurred by a point-spread "
+        "function fitted to the data from half the iterations on (PyNX's psf); SPEC is "
+        "MODEL,FWHM[,ETA][,PERIOD] such as gaussian,0.5,20 (the default) or "
+        "pseudo-voigt,1,0.05,20; chi2 is then that of the blurred model",
+    )
 
 
 def add_shrinkwrap_option(parser) -> None:

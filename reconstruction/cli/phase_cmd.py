@@ -7,7 +7,9 @@ import argparse
 from reconstruction.cli.common import (
     add_device_option,
     add_json_option,
+    add_psf_option,
     print_json,
+    print_psf_line,
     run_with_progress,
     shape_value,
 )
@@ -69,6 +71,7 @@ def register(subparsers) -> None:
         help="force a real, positive object (forward CDI of a weak phase object, as PyNX's "
         "ID10 script; never for Bragg CDI)",
     )
+    add_psf_option(parser)
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         args.file, args.out, algorithm=args.algorithm, cycles=args.cycles, runs=args.runs,
         keep=args.keep, support=args.support, seed=args.seed, device=args.device,
         shape=args.shape, oversampling=args.oversampling,
-        shrinkwrap=_shrinkwrap(args), positivity=args.positivity,
+        shrinkwrap=_shrinkwrap(args), positivity=args.positivity, psf=args.psf,
     )
     if args.json:
         summary.pop("curves", None)
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"algorithm    {summary['algorithm']}  ({summary['iterations']} iterations)")
     print(f"chi2         {m['chi2']:.4g}   chi2_free {m['chi2_free'] or float('nan'):.4g}   "
           f"llk {m['llk']:.4g}")
+    print_psf_line(m)
     print(f"grid         {' x '.join(str(n) for n in summary['shape'])}")
     print(f"support      {m['support_size']} voxels ({100 * m['support_fraction']:.2f} %)")
     per_it = 1e3 * m["seconds_per_iteration"]

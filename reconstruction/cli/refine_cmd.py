@@ -7,8 +7,10 @@ import argparse
 from reconstruction.cli.common import (
     add_device_option,
     add_json_option,
+    add_psf_option,
     add_shrinkwrap_option,
     print_json,
+    print_psf_line,
     run_with_progress,
 )
 
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--algorithm", default="ER**50", help="schedule (default ER**50)")
     parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
     add_shrinkwrap_option(parser)
+    add_psf_option(parser)
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         algorithm=args.algorithm,
         support_threshold=args.threshold,
         shrinkwrap=args.shrinkwrap,
+        psf=args.psf,
         device=args.device,
     )
     if args.json:
@@ -55,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"algorithm    {args.algorithm}")
     nan = float("nan")
     print(f"chi2         {m.get('chi2', nan):.4g}   chi2_free {m.get('chi2_free', nan):.4g}")
+    print_psf_line(m)
     print(f"time         {summary['seconds']:.2f} s")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reconstruction.errors import InvalidDataError
-from reconstruction.fourier import farfield
+from reconstruction.fourier import blur_intensity, farfield
 
 
 def free_pixel_mask(mask: np.ndarray, *, fraction: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -54,6 +54,7 @@ def fourier_errors(
     intensity: np.ndarray,
     mask: np.ndarray | None = None,
     free_mask: np.ndarray | None = None,
+    psf: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Fourier-space agreement of a centred object with measured intensities.
 
@@ -63,6 +64,8 @@ def fourier_errors(
     intensity : same shape, float, measured photon counts (centred pattern).
     mask : same shape, bool, True = excluded pixel (ignored everywhere), or None.
     free_mask : same shape, bool, True = held-out pixel (only in the ``*_free`` values), or None.
+    psf : same shape, the centred, normalised point-spread function of a partially coherent
+        model (``reconstruction.phasing.coherence``): the calculated intensity is |F|² ⊗ psf.
 
     Returns
     -------
@@ -81,6 +84,10 @@ def fourier_errors(
     free = np.zeros(obj.shape, bool) if free_mask is None else np.asarray(free_mask, bool) & ~mask
     used = ~mask & ~free
     calc = np.abs(farfield(obj.astype(np.complex128)))
+    if psf is not None:
+        if np.shape(psf) != obj.shape:
+            raise InvalidDataError(f"the PSF has shape {np.shape(psf)}, the object {obj.shape}")
+        calc = np.sqrt(blur_intensity(calc**2, psf))
     meas = np.sqrt(np.maximum(intensity, 0.0))
     c_used, m_used = calc[used], meas[used]
     denom = float(np.sum(c_used**2))

@@ -58,11 +58,15 @@ def metrics_file(
         "result_path": str(Path(result_path).resolve()),
         "algorithm": record.algorithm,
         "shape": list(record.obj.shape),
-        "fourier": fourier_errors(record.obj, intensity, mask=mask, free_mask=free),
+        "fourier": fourier_errors(
+            record.obj, intensity, mask=mask, free_mask=free, psf=record.arrays.get("psf")
+        ),
         "support_size": int(record.support.sum()),
         "support_fraction": float(record.support.mean()),
         "stored_metrics": record.metrics,
     }
+    if "psf" in record.arrays:  # a partially coherent fit: also the coherent model's errors
+        out["fourier_coherent"] = fourier_errors(record.obj, intensity, mask=mask, free_mask=free)
     if "prtf" in record.arrays:
         out["prtf"] = {"freq": record.arrays.get("prtf_freq"), "prtf": record.arrays["prtf"]}
     if truth_path is not None:

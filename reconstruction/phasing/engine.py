@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reconstruction.phasing import fftw, kernels
+from reconstruction.phasing.coherence import PsfModel
 from reconstruction.phasing.schedule import Schedule
 from reconstruction.phasing.support import ShrinkWrapper
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, check, report
@@ -58,6 +59,9 @@ class Engine:
     support : (B, *shape) float32 tensor of 0/1.
     psi : (B, *shape) complex64 tensor, the starting objects (modified in place).
     fused : use the fused CPU modulus kernel; None = on the CPU whenever numba is available.
+    psf : a partial-coherence model (``coherence.PsfModel``, one kernel per run): from
+        iteration ``psf.settings.start`` x total on, the modulus step fits |F|² ⊗ K to the data
+        and K is refined every ``psf.settings.period`` iterations; None = a coherent model.
     use_fftw : transform with FFTW plans (fused CPU kernels only); None = for 3D data when pyFFTW
         is installed, a plan exists or the run is long enough to measure one, and FFTW was
         measured faster than torch for this box (``fftw``); False = torch's FFT.
@@ -76,6 +80,7 @@ class Engine:
         free_period: int = 5,
         fused: bool | None = None,
         use_fftw: bool | None = None,
+        psf: PsfModel | None = None,
     ) -> None:
         self.shape = tuple(amplitude.shape)
         self.ndim = amplitude.ndim
@@ -119,6 +124,10 @@ class Engine:
         self._fftw_forced = bool(use_fftw)
         self._plans: fftw.PlanPair | None = None
         self._F: torch.Tensor | None = None  # the FFTW output buffer (transformed in place)
+        self.psf = psf
+        self._psf_on = False  # set by ``run`` from the PSF's start iteration
+        self._psf_update = False  # a Richardson-Lucy step of the kernel is due this iteration
+        self.measured = self.wa.square() if psf is not None else None  # w I_meas on F's scale
 
     @property
     def fft_name(self) -> str:
@@ -135,10 +144,14 @@ class Engine:
         """F = fft(psi) -> modulus-projected; returns (chi2 (B,), chi2_free (B,) or None)."""
         if self._plans is not None:
             self._plans.forward()
+            if self._psf_on:
+                return self._modulus_psf(self._F, free=free)
             return self._modulus_fused(self._F, free=free)
         # no ``out=`` on the transforms: the out variant computes into a temporary and copies
         # (a third of the FFT's time on the CPU); a fresh tensor of the same size is cheap
         F = torch.fft.fftn(self.psi, dim=self.dims)
+        if self._psf_on:
+            return self._modulus_psf(F, free=free)
         if self.fused:
             return self._modulus_fused(F, free=free)
         Fr = torch.view_as_real(F)
@@ -176,11 +189,40 @@ class Engine:
         chi2_free = None
         if free and self.free is not None:
             chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
+        self._inverse(F)
+        return chi2, chi2_free
+
+    def _inverse(self, F: torch.Tensor) -> None:
+        """P = ifft(F): in place through the FFTW plan (F is its buffer), else torch's."""
         if self._plans is not None:
             self._plans.backward()
             self.P = F
         else:
             self.P = torch.fft.ifftn(F, dim=self.dims)
+
+    def _modulus_psf(self, F: torch.Tensor, *, free: bool):
+        """The modulus step against a partially coherent model: F <- F sqrt(I / (|F|² ⊗ K))
+        where the modulus is enforced, F kept elsewhere; chi2 of sqrt(|F|² ⊗ K). Torch calls
+        (the blur needs two real FFTs whatever the device), then the inverse transform."""
+        B = self.batch
+        Fr = torch.view_as_real(F)
+        torch.mul(Fr, Fr, out=self.sq)
+        torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)  # |F|^2
+        blurred = self.psf.blur(self.m2)
+        if self._psf_update:
+            self.psf.update(self.m2, blurred, self.measured, self.w)
+        mag = blurred.sqrt_()
+        diff = torch.addcmul(self.neg_wa, mag, self.w)
+        chi2 = torch.linalg.vector_norm(diff.view(B, -1), dim=1).square_() / self.wa2
+        chi2_free = None
+        if free and self.free is not None:
+            torch.addcmul(self.neg_fa, mag, self.free, out=diff)
+            chi2_free = torch.linalg.vector_norm(diff.view(B, -1), dim=1).square_() / self.fa2
+        factor = torch.addcdiv(self.omw, self.wa, mag)  # w A / sqrt(|F|² ⊗ K) + (1 - w)
+        if self._plans is not None:
+            factor.mul_(1.0 / math.prod(self.shape))  # the unnormalised inverse's 1 / N
+        Fr.mul_(factor.unsqueeze(-1))
+        self._inverse(F)
         return chi2, chi2_free
 
     def _plan_fftw(self, work: int) -> None:
@@ -285,7 +327,8 @@ class Engine:
         """Run every iteration of ``schedule``; honour ``cancel`` each iteration.
 
         With ``keep_best`` the iterate of lowest chi2 (the start included) is what remains in
-        ``psi`` at the end, so a refinement never returns a worse object than it was given.
+        ``psi`` at the end, so a refinement never returns a worse object than it was given (with
+        a PSF, the lowest chi2 of the blurred model, from the iteration it is switched on).
         A schedule of ER only with a fixed support (no shrink-wrap) reduces chi2 at every
         iteration (the error-reduction property), so there only the start and the end are
         compared instead of copying every new best iterate.
@@ -300,12 +343,22 @@ class Engine:
         chi2_free = torch.full((total, self.batch), math.nan, dtype=torch.float32, device=dev)
         fractions = [(0, self.support.reshape(self.batch, -1).mean(dim=1))]
         sw = self.shrinkwrap
-        monotone = sw is None and all(seg.name == "ER" for seg in schedule.segments())
+        psf_start = total
+        if self.psf is not None:
+            psf_start = int(self.psf.settings.start * total)
+        period = self.psf.settings.period if self.psf is not None else 0
+        monotone = (
+            sw is None and self.psf is None and all(seg.name == "ER" for seg in schedule.segments())
+        )
         last_report = time.monotonic()
         it = 0
         for seg in schedule.segments():
             for _ in range(seg.start, seg.end):
                 check(cancel)
+                self._psf_on = it >= psf_start
+                if keep_best and it == psf_start and it > 0:
+                    self._best = None  # chi2 of the blurred model from here: compare only those
+                self._psf_update = period > 0 and it > psf_start and (it - psf_start) % period == 0
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
                 chi2[it] = c
@@ -327,6 +380,7 @@ class Engine:
                         ProgressEvent(it / total, stage=seg.name, step=it, total=total,
                                       values=values, message=f"{seg.name} {it}/{total}"),
                     )
+        self._psf_update = False
         if self.positivity:
             self.psi.imag.zero_()
         self.psi.mul_(self.support)

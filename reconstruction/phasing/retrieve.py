@@ -24,6 +24,7 @@ from reconstruction.metrics import (
     zero_phase_offset,
 )
 from reconstruction.phasing import kernels
+from reconstruction.phasing.coherence import PsfModel, fwhm_of, resolve_psf
 from reconstruction.phasing.engine import Engine
 from reconstruction.phasing.heap import reuse_freed_memory
 from reconstruction.phasing.schedule import parse_schedule
@@ -56,6 +57,7 @@ class PhasingResult:
     config  : every parameter, JSON-friendly, with ``segments`` [(start, end, name, beta)].
     seconds : wall time.
     prtf    : {freq, prtf, cross_freq, resolution_pixel} when runs > 1, else None.
+    psf     : the best run's partial-coherence kernel (centred, sums to 1) when one was fitted.
     """
 
     obj: np.ndarray
@@ -67,6 +69,7 @@ class PhasingResult:
     config: dict[str, Any]
     seconds: float
     prtf: dict[str, Any] | None = None
+    psf: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -174,6 +177,7 @@ def phase_retrieve(
     positivity: bool = False,
     threads: int | None = None,
     q_basis_per_m: np.ndarray | None = None,
+    psf=None,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
 ) -> PhasingResult:
@@ -201,6 +205,11 @@ def phase_retrieve(
         CPUs, or 1 on a busy machine.
     q_basis_per_m : q step per pixel along each axis (columns, 1/m): the PRTF of several runs
         is then also given against the true |q| (``reconstruction.metrics.prtf``).
+    psf : partial coherence: None / False (a coherent model), True (defaults: a Gaussian of
+        0.5 px FWHM), a string in PyNX's notation such as "gaussian,0.5,20", a dict or
+        ``coherence.PartialCoherence``. From half the iterations on (``start``) the calculated
+        intensity is blurred by a kernel refined from the data; chi2 and LLK are then those of
+        the blurred model (``chi2_coherent`` without), and ``psf`` holds the best run's kernel.
 
     Returns
     -------
@@ -209,6 +218,7 @@ def phase_retrieve(
     start = time.monotonic()
     intensity, mask = _validate(intensity, mask)
     schedule = parse_schedule(algorithm, cycles=n_cycles)
+    psf_settings = resolve_psf(psf)
     if runs < 1 or not 1 <= keep <= runs:
         raise ConfigError(f"need runs >= 1 and 1 <= keep <= runs, got runs={runs}, keep={keep}")
     if initial_object is not None:
@@ -242,7 +252,10 @@ def phase_retrieve(
     psi = _starting_objects(amplitude, weight, support0, initial_object, runs, seed)
     psi_t = torch.from_numpy(np.ascontiguousarray(psi)).to(dev)
     sw = None if sw_settings is None else ShrinkWrapper(sw_settings, shape, dev)
-    engine = Engine(amp_t, w_t, sup_t, psi_t, free=free_t, shrinkwrap=sw, positivity=positivity)
+    psf_model = None if psf_settings is None else PsfModel(psf_settings, shape, runs, dev)
+    engine = Engine(
+        amp_t, w_t, sup_t, psi_t, free=free_t, shrinkwrap=sw, positivity=positivity, psf=psf_model
+    )
     threads_before = torch.get_num_threads()
     threads = threads if threads else choose_threads(dev)
     torch.set_num_threads(threads)
@@ -263,9 +276,10 @@ def phase_retrieve(
 
     objs = np.fft.fftshift(engine.psi.cpu().numpy(), axes=tuple(range(1, len(shape) + 1)))
     sups = np.fft.fftshift(engine.support.cpu().numpy() > 0.5, axes=tuple(range(1, len(shape) + 1)))
+    kernels_c = [None] * runs if psf_model is None else [psf_model.centred(r) for r in range(runs)]
     run_rows = []
     for r in range(runs):
-        e = fourier_errors(objs[r], intensity, mask=mask, free_mask=free)
+        e = fourier_errors(objs[r], intensity, mask=mask, free_mask=free, psf=kernels_c[r])
         run_rows.append(
             {
                 "run": r,
@@ -310,7 +324,7 @@ def phase_retrieve(
     sup = np.roll(sup, roll, axis=tuple(range(sup.ndim)))
     obj = zero_phase_offset(obj, support=sup).astype(np.complex64)
 
-    final = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+    final = fourier_errors(obj, intensity, mask=mask, free_mask=free, psf=kernels_c[best])
     metrics = {
         "chi2": final["chi2"],
         "chi2_free": final["chi2_free"],
@@ -328,6 +342,13 @@ def phase_retrieve(
         metrics["prtf_resolution_pixel"] = prtf_out["resolution_pixel"]
     if mode1_fraction is not None:
         metrics["mode1_fraction"] = mode1_fraction
+    psf_axes = None
+    if psf_model is not None:
+        coherent = fourier_errors(obj, intensity, mask=mask, free_mask=free)
+        metrics["chi2_coherent"] = coherent["chi2"]
+        metrics["chi2_free_coherent"] = coherent["chi2_free"]
+        psf_axes = fwhm_of(kernels_c[best])
+        metrics["psf_fwhm_px"] = float(np.mean(psf_axes))
     segments = schedule.segments()
     seg_index = np.zeros(schedule.total)
     for i, s in enumerate(segments):
@@ -352,6 +373,9 @@ def phase_retrieve(
         "shrinkwrap_refused": 0 if sw is None else sw.refused,
         "free_fraction": free_fraction,
         "positivity": positivity,
+        "psf": None if psf_settings is None else psf_settings.as_dict(),
+        "psf_fwhm_px_axes": psf_axes,
+        "psf_updates": 0 if psf_model is None else psf_model.updates,
         "initial_object": initial_object is not None,
         "selection": key,
         "segments": [[s.start, s.end, s.name, s.beta] for s in segments],
@@ -369,6 +393,7 @@ def phase_retrieve(
         config=config,
         seconds=seconds,
         prtf=prtf_out,
+        psf=None if psf_model is None else kernels_c[best],
         timings={"iterations": t_iter, "total": seconds},
     )
 

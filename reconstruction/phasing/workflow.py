@@ -17,6 +17,7 @@ import numpy as np
 from reconstruction import __version__
 from reconstruction.errors import ConfigError, InvalidDataError
 from reconstruction.metrics import fourier_errors, free_pixel_mask, object_pixel_size_m
+from reconstruction.phasing.coherence import resolve_psf
 from reconstruction.phasing.retrieve import DEFAULT_ALGORITHM, PhasingResult, phase_retrieve
 from reconstruction.phasing.support import names_computed_support
 from reconstruction.progress import CancelLike, ProgressCallback, ProgressEvent, report
@@ -69,6 +70,8 @@ def _write(out_path, data, result: PhasingResult, *, command: str, provenance: d
         if "q_per_m" in result.prtf:
             arrays["prtf_q"] = np.asarray(result.prtf["prtf_q"], np.float64)
             arrays["prtf_q_per_nm"] = np.asarray(result.prtf["q_per_m"], np.float64) * 1e-9
+    if result.psf is not None:  # the fitted partial-coherence kernel (centred, sums to 1)
+        arrays["psf"] = np.asarray(result.psf, np.float32)
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     write_result(
         out_path,
@@ -87,6 +90,16 @@ def _write(out_path, data, result: PhasingResult, *, command: str, provenance: d
             arrays=arrays,
         ),
     )
+
+
+def _psf_option(psf) -> str:
+    """The ``--psf`` option of a result's command line for ``psf`` ("" without one)."""
+    settings = resolve_psf(psf)
+    if settings is None:
+        return ""
+    if isinstance(psf, str):
+        return f" --psf {psf.strip()}"
+    return f" --psf {settings.model},{settings.fwhm:g},{settings.eta:g},{settings.period}"
 
 
 def _provenance(input_path, data, seed: int, extra: dict | None) -> dict[str, Any]:
@@ -143,6 +156,7 @@ def phase_file(
     device: str = "auto",
     shrinkwrap=None,
     positivity: bool = False,
+    psf=None,
     shape: int | tuple[int, ...] | str | None = None,
     oversampling: float | None = 3.0,
     prepared_out: str | os.PathLike | None = None,
@@ -158,6 +172,8 @@ def phase_file(
     ``load_support``) of the raw frame's shape makes the raw data phased on that frame's own
     grid (no binning, no crop), so the support maps pixel for pixel. ``positivity`` forces a
     real, positive object (forward-scattering data of a weak phase object; never Bragg CDI).
+    ``psf`` models partial coherence (``phase_retrieve``; None = a coherent model): the result
+    then stores the fitted kernel (``psf`` among its arrays) and chi2 of the blurred model.
 
     Returns {out_path, seconds, algorithm, iterations, metrics (chi2, chi2_free, llk, ...),
     runs (per-run table), curves (lists), timings, config, shape, support_source}.
@@ -195,7 +211,8 @@ def phase_file(
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=support, algorithm=algorithm, n_cycles=cycles,
         runs=runs, keep=keep, seed=seed, device=device, shrinkwrap=shrinkwrap,
-        positivity=positivity, q_basis_per_m=q_basis_of(data.metadata, data.intensity.shape),
+        positivity=positivity, psf=psf,
+        q_basis_per_m=q_basis_of(data.metadata, data.intensity.shape),
         progress=_stage(progress, 0.02, 0.95), cancel=cancel,
     )
     report(progress, ProgressEvent(0.96, stage="write"))
@@ -219,7 +236,7 @@ def phase_file(
         ),
         command=f"phase {os.fspath(input_path)} --algorithm {algorithm} --cycles {cycles} "
         f"--runs {runs} --keep {keep} --seed {seed} --support {support_label}"
-        + (" --positivity" if positivity else ""),
+        + (" --positivity" if positivity else "") + _psf_option(psf),
         timings=timings,
     )
     summary = _summary(out_path, result, start)
@@ -240,6 +257,7 @@ def refine_file(
     device: str = "auto",
     seed: int = 0,
     shrinkwrap=True,
+    psf=None,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
     provenance: dict[str, Any] | None = None,
@@ -250,7 +268,8 @@ def refine_file(
     maximum; the initial file's curves are kept with the prefix ``initial_``. ``shrinkwrap``:
     True (default) updates that support with the default shrink-wrap (on 100 held-out
     simulations it lowers ER**50's chi2 at the same relative error, benchmarks/RESULTS.md),
-    False (or None) keeps it fixed, a dict sets it. Returns the same summary as ``phase_file``
+    False (or None) keeps it fixed, a dict sets it. ``psf`` models partial coherence as in
+    ``phase_file``. Returns the same summary as ``phase_file``
     plus ``initial_metrics`` (the starting object's chi2 on this data).
     """
     from reconstruction.io import read_result
@@ -271,7 +290,8 @@ def refine_file(
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=None, initial_object=initial.obj,
         algorithm=algorithm, n_cycles=1, seed=seed, device=device, shrinkwrap=shrinkwrap,
-        support_threshold=support_threshold, progress=_stage(progress, 0.02, 0.95), cancel=cancel,
+        support_threshold=support_threshold, psf=psf, progress=_stage(progress, 0.02, 0.95),
+        cancel=cancel,
     )
     extra_curves = {f"initial_{k}": v for k, v in initial.curves.items()}
     timings = {"load": t_load, **{f"initial_{k}": v for k, v in initial.timings.items()
@@ -291,7 +311,7 @@ def refine_file(
         out_path, data, result, provenance=prov, extra_curves=extra_curves, timings=timings,
         command=f"refine {os.fspath(input_path)} --initial {os.fspath(initial_path)} "
         f"--algorithm {algorithm} --threshold {support_threshold}"
-        + ("" if shrinkwrap else " --no-shrinkwrap"),
+        + ("" if shrinkwrap else " --no-shrinkwrap") + _psf_option(psf),
     )
     summary = _summary(out_path, result, start, extra_curves)
     summary["timings"] = _jsonable(timings)

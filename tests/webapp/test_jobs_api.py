@@ -53,6 +53,15 @@ def test_submitting_with_a_bad_parameter_gives_400_naming_it(cast, records):
     assert "cycles" in response.json()["detail"]
 
 
+def test_a_partial_coherence_setting_is_checked_at_submission(cast, records):
+    assert validate_params("phase", {})["psf"] == "" and validate_params("refine", {"psf": "off"})["psf"] == "off"
+    assert validate_params("phase", {"psf": "gaussian,0.5,20"})["psf"] == "gaussian,0.5,20"
+    body = {"kind": "phase", "dataset": records.dataset.pk, "params": {"psf": "voigt,1"}}
+    response = _post(cast.api(cast.owner), "/api/jobs", body)
+    assert response.status_code == 400
+    assert "MODEL,FWHM" in response.json()["detail"]["psf"]
+
+
 def test_a_job_that_needs_data_is_refused_without_a_dataset(cast):
     response = _post(cast.api(cast.owner), "/api/jobs", {"kind": "pipeline"})
     assert response.status_code == 400

@@ -209,10 +209,14 @@ def test_a_2d_pattern_phased_with_an_uploaded_support_file_then_refined_on_the_s
     assert record.obj.shape == (512, 512) and record.support.sum() == 7577
     assert record.metrics["chi2"] < 0.02 and not record.obj.imag.any()  # positivity
     assert (done.result_dir / "prepared.cxi").is_file()
-    refine = _submit(client, kind="refine", parent=done.pk, dataset=done.dataset_id, params={"algorithm": "ER**5"})
+    # the refinement models partial coherence: a kernel fitted from iteration 2 on, kept in the file
+    refine = _submit(client, kind="refine", parent=done.pk, dataset=done.dataset_id,
+                     params={"algorithm": "ER**5", "psf": "gaussian,0.5,2"})
     refined = wait_for(lambda: _finished(refine["id"]), timeout_s=60, what="the refine job")
     assert refined.status == "succeeded", f"{refined.error_message}\n{refined.log}"
-    assert read_result(refined.result_path).obj.shape == (512, 512)
+    refined_record = read_result(refined.result_path)
+    assert refined_record.obj.shape == (512, 512) and refined_record.arrays["psf"].shape == (512, 512)
+    assert "--psf gaussian,0.5,2" in refined_record.command and refined.metrics["psf_fwhm_px"] > 0
     from django.test import Client
 
     viewer = Client()

@@ -55,6 +55,7 @@ class ParamSpec:
 
 _ALGORITHM_HELP = "schedule string, e.g. ER**20,HIO**160,ER**20 (run n times with 'cycles')"
 _SHRINKWRAP_HELP = "update the support by shrink-wrap during the schedule, as random starts do (off: keep the prediction's 10 % support fixed)"
+_PSF_HELP = "model partial coherence (PyNX's psf): empty = off; 'on' = a Gaussian point-spread function of 0.5 px FWHM fitted to the data from half the iterations on; or MODEL,FWHM[,ETA][,PERIOD] such as gaussian,0.5,20 or pseudo-voigt,1,0.05,20. Chi2 is then that of the blurred model. On simulated data it lowered the error of blurred patterns (median 0.44 to 0.40) and left coherent ones as they were, for 1.7x the time"
 _FLIPS_HELP = "average the network's predictions of this many mirrored views of the pattern (test-time augmentation: 4 lowered the error after refinement in 64 % of simulated 3D patterns and raised the success rate from 32 to 37 %, for 0.1 s more; 8 in 3D only)"
 
 PARAM_SPECS: dict[str, list[ParamSpec]] = {
@@ -94,6 +95,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("algorithm", "str", "ER**50", _ALGORITHM_HELP),
         ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
         ParamSpec("shrinkwrap", "bool", True, _SHRINKWRAP_HELP),
+        ParamSpec("psf", "str", "", _PSF_HELP),
     ],
     "phase": [
         ParamSpec("algorithm", "str", "ER**20,HIO**160,ER**20", _ALGORITHM_HELP),
@@ -105,6 +107,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("shape", "choice", "default", "grid a raw pattern is phased on: default = 64 per axis in 3D, the whole pattern in 2D; full = the whole pattern (binned towards oversampling 3, at most 1024² / 256³); or pixels per axis", choices=("default", "full", 32, 64, 128, 256)),
         ParamSpec("shrinkwrap_threshold", "float", 0.15, "shrink-wrap keeps the blurred amplitude above this fraction of its maximum (0.1 for sparse objects such as ESRF's logo, with a long HIO schedule); not used with a support file", min=0.01, max=0.9),
         ParamSpec("positivity", "bool", False, "force a real, positive object (forward CDI of a weak phase object; never Bragg CDI)"),
+        ParamSpec("psf", "str", "", _PSF_HELP),
         ParamSpec("seed", "int", 0, "random seed", min=0, max=2**31 - 1),
     ],
     "pipeline": [
@@ -231,6 +234,14 @@ def validate_params(kind: str, params: dict[str, Any] | None, *, preset: str | N
     if kind == "phase" and "support" not in errors and not _computed_support(merged["support"]):
         errors["support"] = ("'auto', 'box' or a box size in pixels; to use a support file, upload it "
                              "and choose it as support_dataset")
+    if merged.get("psf") and "psf" not in errors:
+        from reconstruction.errors import ConfigError
+        from reconstruction.phasing.coherence import resolve_psf
+
+        try:
+            resolve_psf(merged["psf"])
+        except ConfigError as exc:
+            errors["psf"] = str(exc)
     if kind == "simulate" and not errors and merged["photons_min"] > merged["photons_max"]:
         errors["photons_min"] = "must not exceed photons_max"
     if errors:

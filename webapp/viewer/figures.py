@@ -23,7 +23,7 @@ from scipy import ndimage
 from skimage import measure
 
 from reconstruction.errors import ConfigError, InvalidDataError
-from reconstruction.fourier import farfield
+from reconstruction.fourier import blur_intensity, farfield
 from reconstruction.phasing.schedule import parse_schedule
 from webapp.viewer.encoding import MAX_SLICE_SIDE, bin_volume, encode_volume, typed_array
 
@@ -400,12 +400,17 @@ def object_slices_figure(
     return {"data": traces, "layout": layout}
 
 
-def scaled_calculated_intensity(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Return |farfield(obj)|² scaled to ``intensity`` (least squares on amplitudes, unmasked pixels).
+def scaled_calculated_intensity(obj: np.ndarray, intensity: np.ndarray, mask: np.ndarray | None = None,
+                                psf: np.ndarray | None = None) -> np.ndarray:
+    """Return |farfield(obj)|² (blurred by ``psf``, a fitted partial-coherence kernel, when
+    given) scaled to ``intensity`` (least squares on amplitudes, unmasked pixels).
 
-    obj : (…) complex, centred; intensity : same shape, photon counts; mask : True = excluded.
+    obj : (…) complex, centred; intensity : same shape, photon counts; mask : True = excluded;
+    psf : same shape, centred, sums to 1 (a result's ``psf`` array), or None.
     """
     calc = np.abs(farfield(obj)) ** 2
+    if psf is not None and np.shape(psf) == calc.shape:
+        calc = blur_intensity(calc, psf)
     valid = np.ones(intensity.shape, bool) if mask is None else ~mask
     a_calc = np.sqrt(calc[valid])
     a_meas = np.sqrt(np.clip(intensity[valid], 0, None))
@@ -906,9 +911,10 @@ def object_bundle(
 
 def diffraction_bundle(
     intensity: np.ndarray, mask: np.ndarray | None = None, *, obj: np.ndarray | None = None,
-    voxel_size_m: tuple[float | None, ...] | None = None,
+    voxel_size_m: tuple[float | None, ...] | None = None, psf: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Return measured (and calculated from ``obj``) log-intensity volumes and their slice figure.
+    """Return measured (and calculated from ``obj``, blurred by ``psf`` when the result fitted
+    one) log-intensity volumes and their slice figure.
 
     intensity : (Z, Y, X) or (Y, X) photon counts; mask : True = excluded; obj : the
     reconstruction on the same grid, centred; voxel_size_m : the real-space voxel (m per axis)
@@ -918,7 +924,7 @@ def diffraction_bundle(
     carry no volumes, only the figure.
     """
     meas = log_intensity(intensity, mask)
-    calc = log_intensity(scaled_calculated_intensity(obj, intensity, mask)) if obj is not None else None
+    calc = log_intensity(scaled_calculated_intensity(obj, intensity, mask, psf)) if obj is not None else None
     side = MAX_SLICE_SIDE if intensity.ndim == 3 else 4 * MAX_SLICE_SIDE
     meas_b, factor = bin_volume(meas, max_side=side)
     calc_b = bin_volume(calc, max_side=side)[0] if calc is not None else None
@@ -1016,7 +1022,9 @@ def result_bundle(
     if intensity is not None and np.shape(intensity) == obj.shape:
         mask = getattr(record, "mask", None)
         mask = None if mask is None or np.shape(mask) != obj.shape else np.asarray(mask, dtype=bool)
-        bundle["diffraction"] = diffraction_bundle(np.asarray(intensity), mask, obj=obj, voxel_size_m=voxel_size_m)
+        psf = (record.arrays or {}).get("psf")
+        bundle["diffraction"] = diffraction_bundle(np.asarray(intensity), mask, obj=obj, voxel_size_m=voxel_size_m,
+                                                   psf=None if psf is None else np.asarray(psf))
     if record.curves:
         bundle["errors"] = error_curves_figure(record.curves, algorithm=record.algorithm or "")
     arrays = record.arrays or {}

@@ -159,7 +159,9 @@ const CDI = (() => {
   function metricsRows(table, metrics) {
     const labels = { chi2: "χ²", chi2_free: "χ² free", llk: "log-likelihood", llk_free: "log-likelihood free",
       mode1_fraction: "first-mode weight of the kept runs", prtf_resolution_pixel: "PRTF resolution (pixels)",
-      prtf_resolution_m: "PRTF half-period resolution (m)", object_pixel_size_m: "object pixel size (m)" };
+      prtf_resolution_m: "PRTF half-period resolution (m)", object_pixel_size_m: "object pixel size (m)",
+      psf_fwhm_px: "partial-coherence PSF, FWHM (pixels)", chi2_coherent: "χ² without the PSF",
+      chi2_free_coherent: "χ² free without the PSF" };
     table.innerHTML = "";
     Object.entries(metrics || {}).forEach(([k, v]) => {
       if (typeof v === "object" && v !== null) return;
