@@ -278,7 +278,7 @@ def run_pipeline(ctx: Context) -> dict[str, Any]:
                             "flips": int(job.params.get("flips", PIPELINE_FLIPS))},
                     lo=0.0, hi=0.25, run=run_predict)
     refine = _step(ctx, kind="refine", parent=predict,
-                   params={k: job.params[k] for k in ("algorithm", "support_threshold", "shrinkwrap")
+                   params={k: job.params[k] for k in ("algorithm", "support_threshold", "shrinkwrap", "psf")
                            if k in job.params},
                    lo=0.25, hi=1.0, run=run_refine)
     temp = f"{job.result_path}.tmp-{os.getpid()}"

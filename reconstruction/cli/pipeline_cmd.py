@@ -7,8 +7,10 @@ import argparse
 from reconstruction.cli.common import (
     add_device_option,
     add_json_option,
+    add_psf_option,
     add_shrinkwrap_option,
     print_json,
+    print_psf_line,
     run_with_progress,
 )
 
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--algorithm", default="ER**50", help="refinement schedule")
     parser.add_argument("--threshold", type=float, default=0.1, help="support threshold")
     add_shrinkwrap_option(parser)
+    add_psf_option(parser)
     parser.add_argument("--shape", type=int, default=64, help="prepared size (default 64)")
     parser.add_argument("--oversampling", type=float, default=3.0, help="target oversampling")
     parser.add_argument("--flips", type=int, choices=(1, 4, 8), default=None,
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         refine_algorithm=args.algorithm,
         support_threshold=args.threshold,
         shrinkwrap=args.shrinkwrap,
+        psf=args.psf,
         shape=args.shape,
         oversampling=args.oversampling,
         device=args.device,
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
           f"  chi2_free {p.get('chi2_free', float('nan')):.4g}  ({t['predict'] * 1e3:.0f} ms)")
     print(f"refined      {summary['out_path']}  chi2 {r.get('chi2', float('nan')):.4g}"
           f"  chi2_free {r.get('chi2_free', float('nan')):.4g}  ({t['refine']:.2f} s)")
+    print_psf_line(r)
     print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
     print(f"time         {summary['seconds']:.2f} s")
     return 0

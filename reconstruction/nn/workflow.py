@@ -595,6 +595,7 @@ def pipeline_file(
     refine_algorithm: str = "ER**50",
     support_threshold: float = 0.1,
     shrinkwrap: bool = True,
+    psf=None,
     shape: int = 64,
     oversampling: float = 3.0,
     device: str = "auto",
@@ -609,7 +610,8 @@ def pipeline_file(
     ``out_dir/predicted.cxi`` (the network's result, with its chi2) and ``out_dir/refined.cxi``
     (``refine_algorithm`` run by the phasing engine from the prediction and its support; the
     support is updated by the engine's default shrink-wrap, as random starts are, unless
-    ``shrinkwrap`` is False). The prediction averages ``flips`` mirrored views of the pattern
+    ``shrinkwrap`` is False; ``psf`` models partial coherence in the refinement, see
+    ``refine_file``). The prediction averages ``flips`` mirrored views of the pattern
     (default ``PIPELINE_FLIPS``; 1 = a plain prediction).
 
     Returns {out_path (the refined file), out_dir, prepared_path, predicted_path, seconds,
@@ -658,7 +660,7 @@ def pipeline_file(
     refined_path = out / "refined.cxi"
     refined = refine_file(
         prepared_path, refined_path, initial_path=predicted_path, algorithm=refine_algorithm,
-        support_threshold=support_threshold, shrinkwrap=shrinkwrap, device=device,
+        support_threshold=support_threshold, shrinkwrap=shrinkwrap, psf=psf, device=device,
         progress=stage(0.4, 1.0), cancel=cancel,
         provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
     )

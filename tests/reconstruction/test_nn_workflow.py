@@ -161,6 +161,22 @@ def test_pipeline_prepares_predicts_and_refines_a_raw_file(tmp_path, tiny_model)
     assert predicted.config["flips"] == 4 and predicted.algorithm.endswith("×4flips")  # the default
 
 
+def test_the_pipeline_refinement_can_model_partial_coherence(tmp_path, tiny_model, capsys):
+    import json
+
+    from reconstruction.cli import main
+
+    data = _prepared(tmp_path / "prepared.cxi")
+    assert main(["pipeline", str(data), "--out", str(tmp_path / "pipe"), "--checkpoint",
+                 str(tiny_model), "--algorithm", "ER**20", "--psf", "gaussian,0.8,2",
+                 "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    refined = read_result(summary["out_path"])
+    assert refined.arrays["psf"].shape == refined.obj.shape and "--psf gaussian,0.8,2" in refined.command
+    assert summary["metrics"]["psf_fwhm_px"] > 0 and summary["refined"]["config"]["psf_updates"] > 0
+    assert "psf" not in read_result(summary["predicted_path"]).arrays  # the network's own result
+
+
 def test_a_mirrored_pattern_is_the_diffraction_of_the_mirrored_object():
     from reconstruction.fourier import farfield
     from reconstruction.nn.predict import flip_centred
