@@ -259,6 +259,7 @@ def test_result_page_of_a_finished_job_renders_with_labelled_colour_bars(open_pa
     # the fixture's data (an .npy pattern) carry no geometry: the page says why positions are in voxels
     assert "voxel size is not in the data's metadata" in page.inner_text("#units-note")
     assert page.locator("#displacement-switch").is_hidden()  # no Bragg angle, no displacement
+    assert page.locator("#panel-psf").is_hidden()  # a coherent model: no kernel to show
     first = int(page.get_attribute("body", "data-first-render-ms"))
     assert first <= int(page.get_attribute("body", "data-result-rendered-ms"))
     # the threshold slider recomputes the isosurface on the server
@@ -305,6 +306,28 @@ def test_the_displacement_switch_recolours_the_result_in_pm_where_the_data_give_
     page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
     assert page.is_checked("#ramp-toggle") and page.is_checked("#displacement-toggle")
     shot(page, "fixture_result_displacement")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_phased_with_a_psf_shows_the_fitted_kernel_and_its_metrics(open_page, live_server, cast, records):
+    from dataclasses import replace
+
+    from reconstruction.io import read_result, write_result
+    from reconstruction.phasing.coherence import PartialCoherence, psf_kernel
+
+    record = read_result(str(records.job.result_path))
+    kernel = np.fft.fftshift(psf_kernel(record.obj.shape, PartialCoherence(fwhm=1.2)))
+    write_result(str(records.job.result_path),
+                 replace(record, arrays={**record.arrays, "psf": kernel},
+                         metrics={**record.metrics, "psf_fwhm_px": 1.2, "chi2_coherent": 0.02}))  # fmt: skip
+    page = open_page("member", "pw-member")
+    page.goto(f"{live_server.url}/jobs/{records.job.pk}/")
+    page.wait_for_selector("body[data-result-rendered='1']", timeout=30_000)
+    assert page.locator("#panel-psf").is_visible()
+    assert "along x (FWHM 1.20 px)" in page.inner_text("#plot-psf")
+    metrics = page.inner_text("#metrics-table")
+    assert "partial-coherence PSF, FWHM (pixels)" in metrics and "χ² without the PSF" in metrics
+    shot(page, "fixture_result_psf")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -238,6 +238,29 @@ def test_result_page_figures_of_a_64_cube_fit_in_two_megabytes_of_strict_json():
     assert bundle["object"]["origin"] == [32 - 10 - 2] * 3  # support from index 22, 2-voxel margin
 
 
+def test_a_fitted_psf_is_drawn_and_blurs_the_calculated_diffraction():
+    from reconstruction.phasing.coherence import PartialCoherence, psf_kernel
+
+    amplitude, _ = ball(32, 5.0)
+    obj = amplitude.astype(np.complex64)
+    kernel = np.fft.fftshift(psf_kernel(obj.shape, PartialCoherence(fwhm=1.5)))
+    intensity = (1e6 * np.abs(farfield(obj)) ** 2).astype(np.float32)
+    record = SimpleNamespace(obj=obj, support=amplitude > 0.1, intensity=intensity, mask=None, curves={},
+                             metrics={"psf_fwhm_px": 1.5}, algorithm="", arrays={"psf": kernel})  # fmt: skip
+    bundle = figures.result_bundle(record)
+    fig = bundle["psf"]
+    assert [t["name"] for t in fig["data"]] == [f"along {a} (FWHM 1.50 px)" for a in "zyx"]
+    assert fig["meta"]["fwhm_px"] == pytest.approx([1.5] * 3, rel=1e-3)
+    json.dumps(bundle, allow_nan=False)
+    # the calculated pattern is blurred: its speckle minima fill in, the measured ones do not
+    blurred = figures.scaled_calculated_intensity(obj, intensity, None, kernel)
+    sharp = figures.scaled_calculated_intensity(obj, intensity)
+    assert blurred.sum() == pytest.approx(sharp.sum(), rel=0.05)
+    assert np.percentile(blurred / blurred.max(), 5) > 3 * np.percentile(sharp / sharp.max(), 5)
+    assert figures.result_bundle(SimpleNamespace(**{**vars(record), "arrays": {}}))["psf"] is None
+    assert figures.psf_figure(np.full((4, 4, 4), np.nan)) is None
+
+
 def test_two_dimensional_results_get_images_without_isosurface():
     yy, xx = np.mgrid[:32, :32] - 16
     amplitude = (np.hypot(yy, xx) < 6).astype(np.float64)

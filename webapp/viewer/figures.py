@@ -656,6 +656,38 @@ def prtf_figure(
             "meta": {"resolution": res, "freq_unit": freq_unit, "resolution_nm": resolution_nm}}  # fmt: skip
 
 
+def psf_figure(psf: np.ndarray, *, half_width: int = 6) -> dict[str, Any] | None:
+    """Return the fitted partial-coherence kernel's profiles through its peak along each axis
+    (fraction of the peak vs offset in pixels, ± ``half_width``), or None for a non-finite or
+    empty kernel. psf : (…) centred kernel (a result's ``psf`` array, peak near N // 2).
+    ``figure["meta"]["fwhm_px"]``: the FWHM per axis (``reconstruction.phasing.coherence.fwhm_of``).
+    """
+    from reconstruction.phasing.coherence import fwhm_of
+
+    k = np.asarray(psf, np.float64)
+    if k.ndim not in (2, 3) or not np.isfinite(k).all() or k.max() <= 0:
+        return None
+    peak = np.unravel_index(int(np.argmax(k)), k.shape)
+    fwhm = fwhm_of(k)
+    names = AXIS_NAMES[-k.ndim:]
+    traces = []
+    for axis, name in enumerate(names):
+        lo, hi = max(0, peak[axis] - half_width), min(k.shape[axis], peak[axis] + half_width + 1)
+        index = list(peak)
+        index[axis] = slice(lo, hi)
+        profile = k[tuple(index)] / k[peak]
+        traces.append({"type": "scatter", "mode": "lines+markers", "marker": {"size": 4},
+                       "name": f"along {name} (FWHM {fwhm[axis]:.2f} px)",
+                       "x": typed_array(np.arange(lo - peak[axis], hi - peak[axis], dtype=np.float32)),
+                       "y": typed_array(profile.astype(np.float32))})  # fmt: skip
+    layout = {"title": {"text": "partial-coherence PSF fitted to the data (profiles through its peak)", "font": {"size": 13}},
+              "xaxis": {"title": {"text": "offset (pixels of the diffraction pattern)"}},
+              "yaxis": {"title": {"text": "fraction of the peak"}, "range": [0, 1.05]},
+              "legend": {"orientation": "h", "y": -0.3}, "height": 320,
+              "margin": {"l": 60, "r": 10, "t": 40, "b": 80}}  # fmt: skip
+    return {"data": traces, "layout": layout, "meta": {"fwhm_px": fwhm}}
+
+
 def loss_curves_figure(history: Any) -> dict[str, Any] | None:
     """Return training / validation loss curves from a training history, or None if there is none.
 
@@ -996,7 +1028,8 @@ def result_bundle(
     Keys: ``object`` (see ``object_bundle``; positions in nm when ``voxel_size_m``, m per axis,
     is known; ``remove_ramp``: its phase without the linear ramp, the diffraction unchanged;
     ``g_norm_per_m``, ``displacement``: the displacement along G instead of the phase), ``diffraction`` (see ``diffraction_bundle``, or None when the record has no
-    intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``metrics``,
+    intensity), ``errors`` (error-curve figure or None), ``prtf`` (figure or None), ``psf`` (the
+    fitted partial-coherence kernel's profiles, ``psf_figure``, or None), ``metrics``,
     ``algorithm``. object_view : what to draw instead of the record's own object (an
     ``ObjectView`` of ``webapp.viewer.frames``: object, support, voxel size, frame, strain
     geometry); the diffraction keeps the record's grid. strain : the strain along G (needs the
@@ -1037,6 +1070,7 @@ def result_bundle(
         freq = np.asarray(arrays.get("prtf_freq", [])).ravel()
         if freq.size == prtf.size and prtf.size > 1:
             bundle["prtf"] = prtf_figure(freq, prtf, freq_unit="cycles per pixel", voxel_size_m=voxel_size_m)
+    bundle["psf"] = psf_figure(arrays["psf"]) if "psf" in arrays else None
     return bundle
 
 

@@ -237,6 +237,10 @@
         $("panel-prtf").hidden = false;
         plots.push(Plotly.newPlot("plot-prtf", r.prtf.data, r.prtf.layout, CDI.PLOT_CONFIG));
       }
+      if (r.psf) {
+        $("panel-psf").hidden = false;
+        plots.push(Plotly.newPlot("plot-psf", r.psf.data, r.psf.layout, CDI.PLOT_CONFIG));
+      }
     } else if (!bundle.loss) {
       box.hidden = true;
     }
