@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from reconstruction.errors import ConfigError
+from reconstruction.errors import ConfigError, InvalidDataError
 
 _TINY = 1e-30
 _MODELS = ("gaussian", "lorentzian", "pseudo-voigt")
@@ -187,19 +187,47 @@ def fwhm_of(kernel: np.ndarray) -> list[float]:
     return out
 
 
+def start_kernel(kernel: np.ndarray, shape: tuple[int, ...], inside: np.ndarray) -> np.ndarray:
+    """A centred kernel as a starting kernel: float32, unshifted, non-negative, zero outside
+    ``inside`` (unshifted window), summing to 1; InvalidDataError when it cannot be one."""
+    k = np.asarray(kernel, np.float64)
+    if k.shape != tuple(shape):
+        raise InvalidDataError(f"the starting PSF has shape {k.shape}, the data {tuple(shape)}")
+    if not np.isfinite(k).all():
+        raise InvalidDataError("the starting PSF holds NaN or infinite values")
+    k = np.fft.ifftshift(np.clip(k, 0.0, None)) * inside
+    if k.sum() <= 0:
+        raise InvalidDataError("the starting PSF is zero inside its window")
+    return (k / k.sum()).astype(np.float32)
+
+
 class PsfModel:
     """One kernel per run of a batch (B, *shape) float32 on the engine's device, and its
-    transform; ``blur`` convolves calculated intensities with it, ``update`` refines it."""
+    transform; ``blur`` convolves calculated intensities with it, ``update`` refines it.
+
+    ``initial`` : a centred kernel of ``shape`` to start from (a result's fitted ``psf``)
+    instead of the settings' model and FWHM; it is cut to the settings' window and normalised.
+    """
 
     def __init__(
-        self, settings: PartialCoherence, shape: tuple[int, ...], batch: int, device: torch.device
+        self,
+        settings: PartialCoherence,
+        shape: tuple[int, ...],
+        batch: int,
+        device: torch.device,
+        initial: np.ndarray | None = None,
     ) -> None:
         self.settings = settings
         self.shape = tuple(shape)
         self.dims = tuple(range(-len(shape), 0))
-        k = torch.from_numpy(psf_kernel(self.shape, settings)).to(device)
+        inside = window(self.shape, settings.half_width)
+        if initial is None:
+            start = psf_kernel(self.shape, settings)
+        else:
+            start = start_kernel(initial, self.shape, inside)
+        k = torch.from_numpy(start).to(device)
         self.kernel = k.expand((batch,) + self.shape).clone()
-        self.inside = torch.from_numpy(window(self.shape, settings.half_width)).to(device)
+        self.inside = torch.from_numpy(inside).to(device)
         self._otf = torch.fft.rfftn(self.kernel, dim=self.dims)
         self.updates = 0
 

@@ -178,6 +178,7 @@ def phase_retrieve(
     threads: int | None = None,
     q_basis_per_m: np.ndarray | None = None,
     psf=None,
+    psf_initial: np.ndarray | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
 ) -> PhasingResult:
@@ -210,6 +211,8 @@ def phase_retrieve(
         ``coherence.PartialCoherence``. From half the iterations on (``start``) the calculated
         intensity is blurred by a kernel refined from the data; chi2 and LLK are then those of
         the blurred model (``chi2_coherent`` without), and ``psf`` holds the best run's kernel.
+    psf_initial : a centred kernel of the data's shape to start the PSF from (e.g. the ``psf``
+        of a result being refined) instead of the settings' model and FWHM; needs ``psf``.
 
     Returns
     -------
@@ -252,7 +255,11 @@ def phase_retrieve(
     psi = _starting_objects(amplitude, weight, support0, initial_object, runs, seed)
     psi_t = torch.from_numpy(np.ascontiguousarray(psi)).to(dev)
     sw = None if sw_settings is None else ShrinkWrapper(sw_settings, shape, dev)
-    psf_model = None if psf_settings is None else PsfModel(psf_settings, shape, runs, dev)
+    if psf_initial is not None and psf_settings is None:
+        raise ConfigError("psf_initial is a starting kernel for psf: set psf too")
+    psf_model = None
+    if psf_settings is not None:
+        psf_model = PsfModel(psf_settings, shape, runs, dev, initial=psf_initial)
     engine = Engine(
         amp_t, w_t, sup_t, psi_t, free=free_t, shrinkwrap=sw, positivity=positivity, psf=psf_model
     )
@@ -374,6 +381,7 @@ def phase_retrieve(
         "free_fraction": free_fraction,
         "positivity": positivity,
         "psf": None if psf_settings is None else psf_settings.as_dict(),
+        "psf_initial": "given" if psf_initial is not None else None,
         "psf_fwhm_px_axes": psf_axes,
         "psf_updates": 0 if psf_model is None else psf_model.updates,
         "initial_object": initial_object is not None,

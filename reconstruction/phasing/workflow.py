@@ -269,8 +269,11 @@ def refine_file(
     True (default) updates that support with the default shrink-wrap (on 100 held-out
     simulations it lowers ER**50's chi2 at the same relative error, benchmarks/RESULTS.md),
     False (or None) keeps it fixed, a dict sets it. ``psf`` models partial coherence as in
-    ``phase_file``. Returns the same summary as ``phase_file``
-    plus ``initial_metrics`` (the starting object's chi2 on this data).
+    ``phase_file``; where the initial result fitted a kernel (a ``psf`` array of this grid),
+    the refinement starts from that kernel rather than the settings' FWHM (a converged start
+    barely moves a narrow kernel). Returns the same summary as ``phase_file``
+    plus ``initial_metrics`` (the starting object's chi2 on this data, blurred by its kernel
+    when the refinement starts from one).
     """
     from reconstruction.io import read_result
     from reconstruction.io.workflow import load_prepared_on_grid
@@ -285,14 +288,20 @@ def refine_file(
             f"{input_path} has shape {data.intensity.shape}; prepare both to the same shape"
         )
     free = free_pixel_mask(data.mask, fraction=0.05, seed=seed)
-    before = fourier_errors(initial.obj, data.intensity, mask=data.mask, free_mask=free)
+    psf_initial = None
+    if resolve_psf(psf) is not None and np.shape(initial.arrays.get("psf")) == initial.obj.shape:
+        psf_initial = initial.arrays["psf"]
+    before = fourier_errors(initial.obj, data.intensity, mask=data.mask, free_mask=free,
+                            psf=psf_initial)  # fmt: skip
     t_load = time.monotonic() - start
     result = phase_retrieve(
         data.intensity, mask=data.mask, support=None, initial_object=initial.obj,
         algorithm=algorithm, n_cycles=1, seed=seed, device=device, shrinkwrap=shrinkwrap,
-        support_threshold=support_threshold, psf=psf, progress=_stage(progress, 0.02, 0.95),
-        cancel=cancel,
+        support_threshold=support_threshold, psf=psf, psf_initial=psf_initial,
+        progress=_stage(progress, 0.02, 0.95), cancel=cancel,
     )
+    if psf_initial is not None:
+        result.config["psf_initial"] = f"the kernel of {os.fspath(initial_path)}"
     extra_curves = {f"initial_{k}": v for k, v in initial.curves.items()}
     timings = {"load": t_load, **{f"initial_{k}": v for k, v in initial.timings.items()
                                   if isinstance(v, (int, float))}, **result.timings}

@@ -251,3 +251,39 @@ def test_the_phase_command_stores_the_fitted_psf_and_metrics_uses_it(tmp_path):
         cmd[:-3] + ["--psf", "voigt,1"], check=False, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "MODEL,FWHM" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_refinement_continues_from_the_kernel_its_initial_result_fitted(tmp_path):
+    from reconstruction.phasing.workflow import phase_file, refine_file
+
+    _, intensity = blurred_crystal(0.6)
+    data = tmp_path / "pattern.npy"
+    np.save(data, intensity)
+    phased = phase_file(data, tmp_path / "phased.cxi", device="cpu", shape=32, psf="gaussian,1.2,10",
+                        algorithm="ER**10,HIO**60,ER**10", cycles=1)  # fmt: skip
+    fitted = read_result(tmp_path / "phased.cxi").arrays["psf"]
+    refined = refine_file(data, tmp_path / "refined.cxi", initial_path=tmp_path / "phased.cxi",
+                          device="cpu", psf="gaussian,0.5,0", algorithm="ER**4")  # fmt: skip
+    kept = read_result(tmp_path / "refined.cxi").arrays["psf"]
+    # a fixed kernel (period 0) from the phased result's, not the 0.5 px of the settings
+    np.testing.assert_allclose(kept, fitted / fitted.sum(), atol=1e-6)
+    assert refined["config"]["psf_initial"].startswith("the kernel of")
+    assert refined["metrics"]["psf_fwhm_px"] == pytest.approx(
+        phased["metrics"]["psf_fwhm_px"], rel=1e-4
+    )
+    coherent = refine_file(data, tmp_path / "coherent.cxi", initial_path=tmp_path / "phased.cxi",
+                           device="cpu", algorithm="ER**4")  # fmt: skip
+    assert (
+        coherent["config"]["psf"] is None
+        and "psf" not in read_result(tmp_path / "coherent.cxi").arrays
+    )
+
+
+def test_a_starting_kernel_must_fit_the_data_and_needs_psf():
+    intensity = np.ones((16, 16), np.float32)
+    with pytest.raises(InvalidDataError, match="starting PSF has shape"):
+        phase_retrieve(intensity, device="cpu", psf=True, psf_initial=np.ones((8, 8)))
+    with pytest.raises(InvalidDataError, match="NaN"):
+        phase_retrieve(intensity, device="cpu", psf=True, psf_initial=np.full((16, 16), np.nan))
+    with pytest.raises(ConfigError, match="set psf too"):
+        phase_retrieve(intensity, device="cpu", psf_initial=np.ones((16, 16)))
