@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruction.fourier import intensity_of  # noqa: E402
-from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask  # noqa: E402
-from reconstruction.phasing import fftw, phase_retrieve  # noqa: E402
+from reconstruction.fourier import intensity_of
+from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
+from reconstruction.phasing import fftw, phase_retrieve
 
 RECIPE = "3*(20*ER+180*HIO)+20*ER"
 

@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruction.device import pick_device  # noqa: E402
-from reconstruction.nn import PhaseNet, get_recipe  # noqa: E402
-from reconstruction.nn.model import use_cpu_fast_layout  # noqa: E402
-from reconstruction.nn.train import NetworkItems, batch_loss  # noqa: E402
-from reconstruction.simulate import Recipe, SimulatedDataset  # noqa: E402
+from reconstruction.device import pick_device
+from reconstruction.nn import PhaseNet, get_recipe
+from reconstruction.nn.model import use_cpu_fast_layout
+from reconstruction.nn.train import NetworkItems, batch_loss
+from reconstruction.simulate import Recipe, SimulatedDataset
 
 
 def gradients(model, batch, recipe, device, mixed: bool) -> tuple[float, torch.Tensor]:

@@ -84,7 +84,7 @@ def _load(page, url: str) -> dict:
     """Open ``url`` and wait for the full result viewer; return its timings (ms) and bytes."""
     sizes: dict[str, int] = {}
 
-    def on_response(response) -> None:  # noqa: ANN001
+    def on_response(response) -> None:
         if "figures.json" in response.url:
             sizes["figures_bytes_sent"] = int(response.headers.get("content-length") or 0)
             sizes["figures_bytes_json"] = len(response.body())

@@ -19,7 +19,7 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
-from django.conf import settings  # noqa: E402  (needs DJANGO_SETTINGS_MODULE)
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _sweep(reason: str) -> None:
 
     try:
         touched = sweep_stale_jobs()
-    except Exception:  # noqa: BLE001  (a sweep error must not kill the worker's timer)
+    except Exception:
         logger.exception("stale-job sweep (%s) failed", reason)
         return
     if touched:
@@ -71,13 +71,13 @@ class StaleJobSweeper(bootsteps.StartStopStep):
 
     requires = {"celery.worker.components:Timer"}
 
-    def __init__(self, worker, **kwargs) -> None:  # noqa: ANN001
+    def __init__(self, worker, **kwargs) -> None:
         self.tref = None
 
-    def start(self, worker) -> None:  # noqa: ANN001
+    def start(self, worker) -> None:
         self.tref = worker.timer.call_repeatedly(settings.CDI_SWEEP_INTERVAL_S, _sweep, ("periodic",), priority=10)
 
-    def stop(self, worker) -> None:  # noqa: ANN001
+    def stop(self, worker) -> None:
         if self.tref is not None:
             self.tref.cancel()
             self.tref = None
@@ -87,7 +87,7 @@ app.steps["worker"].add(StaleJobSweeper)
 
 
 @worker_ready.connect
-def _sweep_at_startup(**kwargs) -> None:  # noqa: ANN003
+def _sweep_at_startup(**kwargs) -> None:
     """A worker starting after a crash recovers the jobs the dead worker left 'running'."""
     _sweep("worker start")
 

@@ -180,7 +180,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(settings.CDI_HEARTBEAT_S):
                 Job.objects.filter(pk__in=list(self.ids), status="running").update(updated=timezone.now())
-        except Exception:  # noqa: BLE001  (a failed heartbeat must not take down the job)
+        except Exception:
             logger.exception("heartbeat failed")
         finally:
             connection.close()
@@ -338,7 +338,7 @@ def execute(job_id: int, *, task_id: str | None = None) -> str:
     except ReconstructionError as exc:
         finish(job.pk, "failed", progress=progress, error=str(exc))
         return "failed"
-    except Exception as exc:  # noqa: BLE001  (any bug must end as a failed job, not a stuck one)
+    except Exception as exc:
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(exc, SoftTimeLimitExceeded):

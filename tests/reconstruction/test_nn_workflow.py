@@ -129,7 +129,7 @@ def test_per_pattern_optimisation_lowers_the_loss_on_that_pattern():
 def test_per_pattern_optimisation_on_the_cpu_doubles_the_batch_without_changing_the_result(monkeypatch):
     """The pattern goes in twice per CPU batch (a faster convolution path): the same losses and
     weights as a batch of one, step for step (from given weights, BatchNorm frozen)."""
-    import reconstruction.nn.predict as predict
+    from reconstruction.nn import predict
 
     _, intensity = ellipsoid_object(16, seed=5)
     runs = {}

@@ -102,7 +102,7 @@ def test_a_trained_model_then_a_pipeline_run_end_to_end_in_a_real_worker(cast, c
     response = client.get(data["result_url"])
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == done.result_path.read_bytes()
-    print(f"pipeline 16^3: {seconds:.1f} s from submission to result")  # noqa: T201 (test log)
+    print(f"pipeline 16^3: {seconds:.1f} s from submission to result")
 
 
 @needs("reconstruction.io.workflow", "reconstruction.nn.workflow", "reconstruction.simulate.workflow")
@@ -224,7 +224,7 @@ def test_a_2d_pattern_phased_with_an_uploaded_support_file_then_refined_on_the_s
     for url in (f"/jobs/{done.pk}/figures.json", f"/jobs/{done.pk}/"):
         response = viewer.get(url)
         assert response.status_code == 200, (url, response.content[:500])
-    print(f"2D 512² figures: {len(viewer.get(f'/jobs/{done.pk}/figures.json').content) / 1e6:.1f} MB")  # noqa: T201
+    print(f"2D 512² figures: {len(viewer.get(f'/jobs/{done.pk}/figures.json').content) / 1e6:.1f} MB")
     # the shipped 2D model makes the network route work on the same 2D dataset
     from reconstruction.nn.workflow import default_checkpoint_path
 

@@ -72,7 +72,6 @@ class LimitedUploadHandler(FileUploadHandler):
             raise UploadTooLarge(too_large_message(self.limit))
         self.digest.update(raw_data)
         self.file.write(raw_data)
-        return None
 
     def file_complete(self, file_size: int) -> HashingTemporaryUploadedFile | None:
         """Return the finished temporary file with its size and SHA-256."""

@@ -266,8 +266,8 @@ def isosurface_figure(
         "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
         "uirevision": "keep-camera",
     }
-    meta = {"threshold": threshold, "step_size": mesh["step_size"], "n_vertices": int(len(verts)),
-            "n_faces": int(len(faces)), "unit": unit}  # fmt: skip
+    meta = {"threshold": threshold, "step_size": mesh["step_size"], "n_vertices": len(verts),
+            "n_faces": len(faces), "unit": unit}  # fmt: skip
     return {"data": [trace], "layout": layout, "meta": meta}
 
 

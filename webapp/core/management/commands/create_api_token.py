@@ -11,12 +11,12 @@ from webapp.core.services import api_token_create
 class Command(BaseCommand):
     help = "Create an API token for USER and print the raw key (shown once; only its hash is stored)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--read-only", action="store_true", help="the token may only read")
         parser.add_argument("--name", default="", help="a label for the token")
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user named {options['username']!r}")
