@@ -240,14 +240,26 @@ class PsfModel:
         |F| sqrt(I / (|F|² ⊗ K)) <= sqrt(I / K(0)); a floor of 1e-7 of the mean intensity
         keeps the Richardson-Lucy ratio finite where F is zero.
         """
+        out, centre, floor = self.blur_unbounded(m2)
+        return self.bound(out, m2, centre, floor)
+
+    def blur_unbounded(self, m2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(|F|² ⊗ K as the transforms give it, K(0) per run (B,), the floor per run (B,)): the
+        parts of ``blur`` for a caller that applies the bound in its own pass."""
         spec = torch.fft.rfftn(m2, dim=self.dims)
-        view = (-1,) + (1,) * len(self.shape)
         mean = spec.reshape(spec.shape[0], -1)[:, 0].real / math.prod(self.shape)
         spec.mul_(self._otf)
         out = torch.fft.irfftn(spec, s=self.shape, dim=self.dims)
-        centre = self.kernel.reshape(self.kernel.shape[0], -1)[:, 0].view(view)
-        torch.maximum(out, m2 * centre, out=out)
-        return out.clamp_min_((1e-7 * mean).clamp_min(_TINY).view(view))
+        centre = self.kernel.reshape(self.kernel.shape[0], -1)[:, 0]
+        return out, centre, (1e-7 * mean).clamp_min(_TINY)
+
+    def bound(
+        self, out: torch.Tensor, m2: torch.Tensor, centre: torch.Tensor, floor: torch.Tensor
+    ) -> torch.Tensor:
+        """``out`` raised to max(out, K(0) |F|², floor) in place (see ``blur``); returns it."""
+        view = (-1,) + (1,) * len(self.shape)
+        torch.maximum(out, m2 * centre.view(view), out=out)
+        return out.clamp_min_(floor.view(view))
 
     def update(
         self, m2: torch.Tensor, blurred: torch.Tensor, measured: torch.Tensor, weight: torch.Tensor

@@ -204,6 +204,8 @@ class Engine:
         """The modulus step against a partially coherent model: F <- F sqrt(I / (|F|² ⊗ K))
         where the modulus is enforced, F kept elsewhere; chi2 of sqrt(|F|² ⊗ K). Torch calls
         (the blur needs two real FFTs whatever the device), then the inverse transform."""
+        if self.fused:
+            return self._modulus_psf_fused(F, free=free)
         B = self.batch
         Fr = torch.view_as_real(F)
         torch.mul(Fr, Fr, out=self.sq)
@@ -222,6 +224,31 @@ class Engine:
         if self._plans is not None:
             factor.mul_(1.0 / math.prod(self.shape))  # the unnormalised inverse's 1 / N
         Fr.mul_(factor.unsqueeze(-1))
+        self._inverse(F)
+        return chi2, chi2_free
+
+    def _modulus_psf_fused(self, F: torch.Tensor, *, free: bool):
+        """``_modulus_psf`` on the CPU: |F|² and the modulus step (bound, sqrt, chi2 sums and
+        replacement) are one numba pass each around the blur's two real transforms."""
+        B = self.batch
+        flat = F.numpy().reshape(B, -1)
+        m2 = kernels.intensity_into(flat, self.m2.numpy().reshape(B, -1))
+        raw, centre, floor = self.psf.blur_unbounded(self.m2)
+        if self._psf_update:  # the bounded blur for the kernel's step, the current kernel's
+            bounded = self.psf.bound(raw.clone(), self.m2, centre, floor)
+            self.psf.update(self.m2, bounded, self.measured, self.w)
+        scale = 1.0 if self._plans is None else 1.0 / flat.shape[1]
+        args = (flat, raw.numpy().reshape(B, -1), m2, centre.numpy(), floor.numpy(),
+                self._np["wa"], self._np["w"])
+        if self.free is None or not free:
+            sums = kernels.modulus_project_blurred(*args, scale=scale)
+        else:
+            sums = kernels.modulus_project_blurred(*args, self._np["fa"], self._np["free"],
+                                                   scale=scale)
+        chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
+        chi2_free = None
+        if free and self.free is not None:
+            chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
         self._inverse(F)
         return chi2, chi2_free
 

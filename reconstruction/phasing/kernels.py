@@ -8,6 +8,8 @@ sums accumulated in float64. The real-space update (ER / HIO / RAAR: P inside th
 linear combination of psi and P outside) is a second pass, instead of a torch pass over the box
 followed by an indexed copy of the support voxels (2-3x faster at 64^3 and 128^3). Shrink-wrap
 gets two helpers: |P| in one pass, and the threshold (per-run maximum, comparison, voxel count).
+A partially coherent model (``coherence``) gets two more: |F|² before its blur, and the modulus
+step against the blurred intensity (bound, sqrt, chi2 sums, replacement) after it.
 CUDA keeps the torch chain (its kernels are already fast).
 
 numba is imported on first use; when it cannot be imported or the kernels fail to compile, the
@@ -30,8 +32,8 @@ _project = None  # the inlined modulus helper, set by _build before the kernels 
 
 @functools.lru_cache(maxsize=1)
 def _compiled():
-    """(numba, modulus, modulus_free, update, amplitude, threshold), compiled on first call;
-    None without numba."""
+    """(numba, modulus, modulus_free, update, amplitude, threshold, intensity, modulus_blurred),
+    compiled on first call; None without numba."""
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
@@ -103,6 +105,30 @@ def _build(numba, *, cache: bool):
                 out[b, i] = math.sqrt(p.real * p.real + p.imag * p.imag)
 
     @numba.njit(**opts)
+    def intensity(F, out):  # pragma: no cover - compiled
+        for b in range(F.shape[0]):
+            for i in numba.prange(F.shape[1]):
+                f = F[b, i]
+                out[b, i] = f.real * f.real + f.imag * f.imag
+
+    @numba.njit(**opts)
+    def modulus_blurred(F, blurred, m2, centre, floor, wa, w, fa, fr, sums, scale):  # pragma: no cover
+        for b in range(F.shape[0]):
+            s = 0.0
+            sf = 0.0
+            k0 = centre[b]
+            lo = floor[b]
+            for i in numba.prange(F.shape[1]):
+                m = math.sqrt(max(max(blurred[b, i], k0 * m2[b, i]), lo))
+                d = w[i] * m - wa[i]
+                s += d * d
+                df = fr[i] * m - fa[i]
+                sf += df * df
+                F[b, i] = F[b, i] * ((wa[i] / m + (np.float32(1.0) - w[i])) * scale)
+            sums[b, 0] = s
+            sums[b, 1] = sf
+
+    @numba.njit(**opts)
     def threshold(values, rel, out, counts):  # pragma: no cover - compiled
         for b in range(values.shape[0]):
             cut = rel * max(values[b].max(), _TINY)
@@ -113,7 +139,7 @@ def _build(numba, *, cache: bool):
                 n += 1 if inside else 0
             counts[b] = n
 
-    return modulus, modulus_free, update, amplitude, threshold
+    return modulus, modulus_free, update, amplitude, threshold, intensity, modulus_blurred
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,6 +157,9 @@ def available() -> bool:
         update_outside(F, F.copy(), np.ones((1, 2), np.uint8), 1.0, -0.9)
         amplitude_into(F, np.empty((1, 2), np.float32))
         threshold_support(np.ones((1, 2), np.float32), 0.5, np.empty((1, 2), np.float32))
+        one = np.ones((1, 2), np.float32)
+        intensity_into(F, one.copy())
+        modulus_project_blurred(F, one, one, np.ones(1, np.float32), np.ones(1, np.float32), a, a)
     except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to torch
         logger.warning("the fused CPU kernels are unavailable (%s); using torch", exc)
         return False
@@ -185,6 +214,47 @@ def update_outside(psi: np.ndarray, P: np.ndarray, sup: np.ndarray, c_psi: float
 def amplitude_into(P: np.ndarray, out: np.ndarray) -> np.ndarray:
     """|P| of (B, N) complex64 into ``out`` (B, N) float32, one pass; returns ``out``."""
     _compiled()[4](P, out)
+    return out
+
+
+def intensity_into(F: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """|F|² of (B, N) complex64 into ``out`` (B, N) float32, one pass; returns ``out``."""
+    _compiled()[6](F, out)
+    return out
+
+
+def modulus_project_blurred(
+    F: np.ndarray,
+    blurred: np.ndarray,
+    m2: np.ndarray,
+    centre: np.ndarray,
+    floor: np.ndarray,
+    wa: np.ndarray,
+    w: np.ndarray,
+    fa: np.ndarray | None = None,
+    fr: np.ndarray | None = None,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """The modulus step against a partially coherent model, in place: with the calculated
+    magnitude m = sqrt(max(blurred, centre[b] m2, floor[b])) (|F|² ⊗ K, bounded below as
+    ``coherence.PsfModel.blur`` does), F <- F (wa / m + 1 - w) * ``scale``; return the sums.
+
+    F : (B, N) complex64; blurred, m2 : (B, N) float32, |F|² ⊗ K unbounded and |F|²;
+    centre, floor : (B,) float32, each run's K(0) and intensity floor; wa, w, fa, fr, scale and
+    the returned (B, 2) float64 sums as in ``modulus_project`` (of m, before the replacement).
+    """
+    sums = np.zeros((F.shape[0], 2))
+    if fa is None:
+        fa = fr = _zeros(wa.shape[0])
+    _compiled()[7](F, blurred, m2, centre, floor, wa, w, fa, fr, sums, np.float32(scale))
+    return sums
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(n: int) -> np.ndarray:
+    """A read-only float32 array of ``n`` zeros (the free-pixel arrays of a run without any)."""
+    out = np.zeros(n, np.float32)
+    out.flags.writeable = False
     return out
 
 

@@ -108,6 +108,33 @@ def test_the_psf_modulus_step_with_a_delta_kernel_is_the_coherent_one():
     torch.testing.assert_close(blurred.P, coherent.P, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("free", [True, False])
+def test_the_fused_psf_step_matches_the_torch_chain_with_a_kernel_update(free):
+    amplitude, weight, free_px, support, psi = random_engine_batch(batch=2)
+    runs = {}
+    for fused in (True, False):
+        model = PsfModel(
+            PartialCoherence(fwhm=1.2, period=1), amplitude.shape, 2, torch.device("cpu")
+        )
+        engine = Engine(
+            amplitude, weight, support, psi.clone(), free=free_px, fused=fused, psf=model
+        )
+        engine._psf_on = True
+        out = []
+        for update in (True, False):  # a Richardson-Lucy step, then a step with the new kernel
+            engine._psf_update = update
+            out.append(engine._modulus(free=free))
+        runs[fused] = (out, engine.P.clone(), model.kernel.clone())
+    (fused_out, fused_p, fused_k), (torch_out, torch_p, torch_k) = runs[True], runs[False]
+    for (c1, f1), (c2, f2) in zip(fused_out, torch_out):
+        torch.testing.assert_close(c1, c2, rtol=1e-4, atol=1e-7)
+        assert (f1 is None) == (f2 is None) == (not free)
+        if free:
+            torch.testing.assert_close(f1, f2, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(fused_k, torch_k, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(fused_p, torch_p, rtol=1e-4, atol=1e-5)
+
+
 def blurred_crystal(sigma: float, photons: float = 1e8):
     """A 32³ faceted crystal and its Poisson pattern blurred by a Gaussian of ``sigma`` px."""
     truth = faceted_crystal(32, 12)
