@@ -153,12 +153,13 @@ def test_a_partially_coherent_pattern_is_phased_better_with_a_psf_than_without()
     truth_chi2 = fourier_errors(truth, intensity, free_mask=free, psf=true_k)["chi2"]
     coherent = phase_retrieve(intensity, device="cpu", runs=4, seed=0)
     fitted = phase_retrieve(intensity, device="cpu", runs=4, seed=0, psf=True)
-    # measured: relative error 0.27 -> 0.16, chi2 0.0046 -> 0.0011 (the coherent model cannot
-    # reach the blurred speckles' contrast; the truth itself scores 0.0092 without its blur and
-    # 8.5e-5 with it); the fitted FWHM 0.88 px (the simulator's kernel: 0.71 px)
+    # measured over seeds 0-3 and both transforms: relative error 0.20-0.27 -> 0.15-0.18 (0.60-
+    # 0.80 of it), chi2 0.0046-0.0049 -> 0.0011-0.0014 (the coherent model cannot reach the
+    # blurred speckles' contrast; the truth itself scores 0.0092 without its blur and 8.5e-5
+    # with it); the fitted FWHM 0.86-0.89 px (the simulator's kernel: 0.71 px)
     err_coherent = compare_to_truth(coherent.obj, truth)["rel_error"]
     err_fitted = compare_to_truth(fitted.obj, truth)["rel_error"]
-    assert err_fitted < 0.8 * err_coherent
+    assert err_fitted < 0.9 * err_coherent
     assert fitted.metrics["chi2"] < 0.5 * coherent.metrics["chi2"]
     assert (
         truth_chi2
@@ -176,8 +177,9 @@ def test_a_coherent_pattern_phased_with_a_psf_keeps_its_quality():
     truth, intensity = blurred_crystal(0.0)
     coherent = phase_retrieve(intensity, device="cpu", runs=4, seed=0)
     fitted = phase_retrieve(intensity, device="cpu", runs=4, seed=0, psf=True)
-    # measured: 0.098 without, 0.139 with (a PSF costs a little where none is needed, hence
-    # opt-in); the kernel stays narrow (FWHM 0.65 px from 0.5)
+    # measured over seeds 0-3 and both transforms: 0.054-0.098 without, 0.041-0.106 with (0.64-
+    # 1.19 of it; a PSF may cost a little where none is needed, hence opt-in); the kernel stays
+    # narrow (FWHM 0.65 px from 0.5)
     err_coherent = compare_to_truth(coherent.obj, truth)["rel_error"]
     assert compare_to_truth(fitted.obj, truth)["rel_error"] < max(1.6 * err_coherent, 0.16)
     assert fitted.metrics["psf_fwhm_px"] < 0.8
