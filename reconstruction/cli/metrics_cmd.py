@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"algorithm    {out['algorithm']}")
     print(f"chi2         {f['chi2']:.4g}   chi2_free {f['chi2_free'] or float('nan'):.4g}")
     print(f"llk          {f['llk']:.4g}   llk_free {f['llk_free'] or float('nan'):.4g}")
+    if "fourier_coherent" in out:  # the result fitted a partial-coherence kernel
+        c = out["fourier_coherent"]
+        print(f"without PSF  chi2 {c['chi2']:.4g}   chi2_free {c['chi2_free'] or float('nan'):.4g}")
     print(f"support      {out['support_size']} voxels ({100 * out['support_fraction']:.2f} %)")
     if "truth" in out:
         t = out["truth"]

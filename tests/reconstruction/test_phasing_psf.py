@@ -276,6 +276,13 @@ def test_the_phase_command_stores_the_fitted_psf_and_metrics_uses_it(tmp_path):
     assert report["fourier_coherent"]["chi2"] == pytest.approx(
         summary["metrics"]["chi2_coherent"], rel=1e-4
     )
+    text = subprocess.run(
+        [sys.executable, "-m", "reconstruction", "metrics", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "without PSF  chi2" in text
     bad = subprocess.run(
         cmd[:-3] + ["--psf", "voigt,1"], check=False, capture_output=True, text=True
     )
