@@ -154,22 +154,41 @@ class Engine:
             return self._modulus_psf(F, free=free)
         if self.fused:
             return self._modulus_fused(F, free=free)
+        self._intensity_torch(F)
+        torch.sqrt(self.m2, out=self.mag)
+        chi2, chi2_free = self._replace_magnitude(F, self.mag, free=free)
+        self.P = torch.fft.ifftn(F, dim=self.dims)
+        return chi2, chi2_free
+
+    def _intensity_torch(self, F: torch.Tensor) -> None:
+        """|F|² into the ``m2`` buffer (torch calls on the real view)."""
         Fr = torch.view_as_real(F)
         torch.mul(Fr, Fr, out=self.sq)
-        torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)  # |F|^2
+        torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)
+
+    def _replace_magnitude(self, F: torch.Tensor, mag: torch.Tensor, *, free: bool):
+        """chi2 (and chi2_free) of the calculated magnitudes ``mag`` (B, *shape) against the
+        data, then F <- F (w A / mag + 1 - w) in place: the torch chain of the modulus step
+        (the ``m2`` buffer is overwritten, ``mag`` clamped above zero)."""
         B = self.batch
-        torch.sqrt(self.m2, out=self.mag)
         # chi2 = sum w (|F| - A)^2 / sum w A^2, summed on the difference (no cancellation)
-        torch.addcmul(self.neg_wa, self.mag, self.w, out=self.m2)
+        torch.addcmul(self.neg_wa, mag, self.w, out=self.m2)
         chi2 = torch.linalg.vector_norm(self.m2.view(B, -1), dim=1).square_() / self.wa2
         chi2_free = None
         if free and self.free is not None:
-            torch.addcmul(self.neg_fa, self.mag, self.free, out=self.m2)
+            torch.addcmul(self.neg_fa, mag, self.free, out=self.m2)
             chi2_free = torch.linalg.vector_norm(self.m2.view(B, -1), dim=1).square_() / self.fa2
-        self.mag.clamp_min_(_EPS)
-        torch.addcdiv(self.omw, self.wa, self.mag, out=self.factor_re)  # w A / |F| + (1 - w)
+        mag.clamp_min_(_EPS)
+        torch.addcdiv(self.omw, self.wa, mag, out=self.factor_re)  # w A / |F| + (1 - w)
         F.mul_(self.factor)
-        self.P = torch.fft.ifftn(F, dim=self.dims)
+        return chi2, chi2_free
+
+    def _chi2_of_sums(self, sums: np.ndarray, *, free: bool):
+        """(chi2 (B,), chi2_free (B,) or None) from a fused kernel's (B, 2) sums."""
+        chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
+        chi2_free = None
+        if free and self.free is not None:
+            chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
         return chi2, chi2_free
 
     def _modulus_fused(self, F: torch.Tensor, *, free: bool):
@@ -185,10 +204,7 @@ class Engine:
                 flat, self._np["wa"], self._np["w"], self._np["fa"], self._np["free"],
                 scale=scale,
             )
-        chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
-        chi2_free = None
-        if free and self.free is not None:
-            chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
+        chi2, chi2_free = self._chi2_of_sums(sums, free=free)
         self._inverse(F)
         return chi2, chi2_free
 
@@ -203,28 +219,16 @@ class Engine:
     def _modulus_psf(self, F: torch.Tensor, *, free: bool):
         """The modulus step against a partially coherent model: F <- F sqrt(I / (|F|² ⊗ K))
         where the modulus is enforced, F kept elsewhere; chi2 of sqrt(|F|² ⊗ K). Torch calls
-        (the blur needs two real FFTs whatever the device), then the inverse transform."""
+        (the blur needs two real FFTs whatever the device), then the inverse transform; on the
+        CPU the fused passes (FFTW plans exist only with those)."""
         if self.fused:
             return self._modulus_psf_fused(F, free=free)
-        B = self.batch
-        Fr = torch.view_as_real(F)
-        torch.mul(Fr, Fr, out=self.sq)
-        torch.add(self.sq[..., 0], self.sq[..., 1], out=self.m2)  # |F|^2
+        self._intensity_torch(F)
         blurred = self.psf.blur(self.m2)
         if self._psf_update:
             self.psf.update(self.m2, blurred, self.measured, self.w)
-        mag = blurred.sqrt_()
-        diff = torch.addcmul(self.neg_wa, mag, self.w)
-        chi2 = torch.linalg.vector_norm(diff.view(B, -1), dim=1).square_() / self.wa2
-        chi2_free = None
-        if free and self.free is not None:
-            torch.addcmul(self.neg_fa, mag, self.free, out=diff)
-            chi2_free = torch.linalg.vector_norm(diff.view(B, -1), dim=1).square_() / self.fa2
-        factor = torch.addcdiv(self.omw, self.wa, mag)  # w A / sqrt(|F|² ⊗ K) + (1 - w)
-        if self._plans is not None:
-            factor.mul_(1.0 / math.prod(self.shape))  # the unnormalised inverse's 1 / N
-        Fr.mul_(factor.unsqueeze(-1))
-        self._inverse(F)
+        chi2, chi2_free = self._replace_magnitude(F, blurred.sqrt_(), free=free)
+        self.P = torch.fft.ifftn(F, dim=self.dims)
         return chi2, chi2_free
 
     def _modulus_psf_fused(self, F: torch.Tensor, *, free: bool):
@@ -245,10 +249,7 @@ class Engine:
         else:
             sums = kernels.modulus_project_blurred(*args, self._np["fa"], self._np["free"],
                                                    scale=scale)
-        chi2 = torch.from_numpy((sums[:, 0] / self.wa2).astype(np.float32))
-        chi2_free = None
-        if free and self.free is not None:
-            chi2_free = torch.from_numpy((sums[:, 1] / self.fa2).astype(np.float32))
+        chi2, chi2_free = self._chi2_of_sums(sums, free=free)
         self._inverse(F)
         return chi2, chi2_free
 
