@@ -229,7 +229,10 @@ class PsfModel:
         self.kernel = k.expand((batch,) + self.shape).clone()
         self.inside = torch.from_numpy(inside).to(device)
         self._otf = torch.fft.rfftn(self.kernel, dim=self.dims)
+        self._transfer = None  # the FFTW blur's transfer function (``_otf`` / N, numpy)
         self.updates = 0
+        # FFTW plans for the blur (``fftw.RealConvolution``), set by the engine on the CPU
+        self.convolution = None
 
     def blur(self, m2: torch.Tensor) -> torch.Tensor:
         """|F|² ⊗ K per run: (B, *shape) float32 (a new tensor), never below K(0) |F|².
@@ -241,15 +244,25 @@ class PsfModel:
         keeps the Richardson-Lucy ratio finite where F is zero.
         """
         out, centre, floor = self.blur_unbounded(m2)
+        if self.convolution is not None:  # not the FFTW buffer, which ``update`` reuses
+            out = out.clone()
         return self.bound(out, m2, centre, floor)
 
     def blur_unbounded(self, m2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(|F|² ⊗ K as the transforms give it, K(0) per run (B,), the floor per run (B,)): the
-        parts of ``blur`` for a caller that applies the bound in its own pass."""
-        spec = torch.fft.rfftn(m2, dim=self.dims)
-        mean = spec.reshape(spec.shape[0], -1)[:, 0].real / math.prod(self.shape)
-        spec.mul_(self._otf)
-        out = torch.fft.irfftn(spec, s=self.shape, dim=self.dims)
+        parts of ``blur`` for a caller that applies the bound in its own pass. With FFTW plans
+        the blur is a view of their buffer, which the next blur or ``update`` overwrites."""
+        size = math.prod(self.shape)
+        if self.convolution is not None:  # FFTW: the output is a view of its buffer
+            if self._transfer is None:
+                self._transfer = (self._otf / size).numpy()
+            out = torch.from_numpy(self.convolution.convolve(m2.numpy(), self._transfer))
+            mean = torch.from_numpy(self.convolution.totals()) / size
+        else:
+            spec = torch.fft.rfftn(m2, dim=self.dims)
+            mean = spec.reshape(spec.shape[0], -1)[:, 0].real / size
+            spec.mul_(self._otf)
+            out = torch.fft.irfftn(spec, s=self.shape, dim=self.dims)
         centre = self.kernel.reshape(self.kernel.shape[0], -1)[:, 0]
         return out, centre, (1e-7 * mean).clamp_min(_TINY)
 
@@ -268,11 +281,16 @@ class PsfModel:
         measured intensity on the same scale; pixels of ``weight`` 0 (masked, free) count as
         already fitted (ratio 1)."""
         ratio = weight * (measured / blurred) + (1.0 - weight)
-        corr = torch.fft.irfftn(
-            torch.fft.rfftn(ratio, dim=self.dims) * torch.fft.rfftn(m2, dim=self.dims).conj(),
-            s=self.shape,
-            dim=self.dims,
-        )
+        conv = self.convolution
+        if conv is not None:  # FFTW: the correlation is a view of its buffer
+            transfer = np.conj(conv.spectrum(m2.numpy())) / math.prod(self.shape)
+            corr = torch.from_numpy(conv.convolve(ratio.numpy(), transfer))
+        else:
+            corr = torch.fft.irfftn(
+                torch.fft.rfftn(ratio, dim=self.dims) * torch.fft.rfftn(m2, dim=self.dims).conj(),
+                s=self.shape,
+                dim=self.dims,
+            )
         total = m2.reshape(m2.shape[0], -1).sum(dim=1).clamp_min(_TINY)
         corr.div_(total.view((-1,) + (1,) * len(self.shape)))
         k = self.kernel * corr.clamp_min_(0.0) * self.inside
@@ -281,7 +299,11 @@ class PsfModel:
         k[ok] = k[ok] / norm[ok].view((-1,) + (1,) * len(self.shape))
         k[~ok] = self.kernel[~ok]
         self.kernel = k
-        self._otf = torch.fft.rfftn(self.kernel, dim=self.dims)
+        if conv is not None:
+            self._otf = torch.from_numpy(conv.spectrum(k.numpy()))
+        else:
+            self._otf = torch.fft.rfftn(self.kernel, dim=self.dims)
+        self._transfer = None
         self.updates += 1
 
     def centred(self, run: int) -> np.ndarray:

@@ -239,8 +239,10 @@ class Engine:
         m2 = kernels.intensity_into(flat, self.m2.numpy().reshape(B, -1))
         raw, centre, floor = self.psf.blur_unbounded(self.m2)
         if self._psf_update:  # the bounded blur for the kernel's step, the current kernel's
-            bounded = self.psf.bound(raw.clone(), self.m2, centre, floor)
-            self.psf.update(self.m2, bounded, self.measured, self.w)
+            # (a copy: the step's FFTW transforms reuse the blur's buffer; the pass below
+            # bounds again, which changes nothing)
+            raw = self.psf.bound(raw.clone(), self.m2, centre, floor)
+            self.psf.update(self.m2, raw, self.measured, self.w)
         scale = 1.0 if self._plans is None else 1.0 / flat.shape[1]
         args = (flat, raw.numpy().reshape(B, -1), m2, centre.numpy(), floor.numpy(),
                 self._np["wa"], self._np["w"])
@@ -264,6 +266,27 @@ class Engine:
             compare=not self._fftw_forced,
         )
         self._F = F if self._plans is not None else None
+
+    def _plan_blurs(self, schedule: Schedule) -> None:
+        """Give shrink-wrap and the PSF model FFTW plans for their real blurs (3D, fused CPU
+        kernels, as the complex plans), when worth it for the blurs this schedule makes."""
+        if not (self.use_fftw and fftw.available()):
+            return
+        total = schedule.total
+        blurs = 0
+        if self.shrinkwrap is not None and self.shrinkwrap.convolution is None:
+            blurs += total // self.shrinkwrap.settings.period
+        if self.psf is not None and self.psf.convolution is None:
+            blurs += total - int(self.psf.settings.start * total)
+        if blurs == 0:
+            return
+        conv = fftw.real_convolution(
+            self.shape, self.batch, torch.get_num_threads(), blurs * self.batch
+        )
+        if self.shrinkwrap is not None and self.shrinkwrap.convolution is None:
+            self.shrinkwrap.convolution = conv
+        if self.psf is not None and self.psf.convolution is None:
+            self.psf.convolution = conv
 
     @functools.cached_property
     def _np(self) -> dict[str, np.ndarray]:
@@ -363,6 +386,7 @@ class Engine:
         """
         total = schedule.total
         self._plan_fftw(total * self.batch)
+        self._plan_blurs(schedule)
         # records preallocated on the device: no host sync per iteration on CUDA, and no small
         # allocation per iteration that would outlive it (on the CPU those split the freed FFT
         # buffers that ``heap.reuse_freed_memory`` keeps for the next iteration)

@@ -147,6 +147,10 @@ class ShrinkWrapper:
         self.refused = 0
         self._kernel_sigma = None
         self._kernel = None
+        self._transfer_sigma = None
+        self._transfer = None
+        # FFTW plans for the blur (``fftw.RealConvolution``), set by the engine on the CPU
+        self.convolution = None
         # the fused CPU threshold (numba); False on other devices or without numba
         self.fused = device.type == "cpu" and kernels.available()
 
@@ -163,11 +167,27 @@ class ShrinkWrapper:
             self._kernel_sigma = self.sigma
         return self._kernel
 
-    def update(self, amplitude: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-        """New supports (B, *shape) float 0/1 from amplitudes (B, *shape); keeps refused ones."""
+    def transfer(self) -> np.ndarray:
+        """The Gaussian transfer function divided by the box size, float32 numpy (rfft layout),
+        for the FFTW blur's unnormalised transforms."""
+        if self._transfer_sigma != self.sigma:
+            k = _kernel_numpy(self.shape, self.sigma) / math.prod(self.shape)
+            self._transfer = k.astype(np.float32)
+            self._transfer_sigma = self.sigma
+        return self._transfer
+
+    def blur(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """Amplitudes (B, *shape) blurred by the current sigma (FFTW plans when the engine set
+        them, else torch's real FFT); the FFTW result is a view of its buffer."""
+        if self.convolution is not None:
+            return torch.from_numpy(self.convolution.convolve(amplitude.numpy(), self.transfer()))
         dims = tuple(range(-self.ndim, 0))
         spectrum = torch.fft.rfftn(amplitude, dim=dims).mul_(self.kernel())
-        blurred = torch.fft.irfftn(spectrum, s=self.shape, dim=dims)
+        return torch.fft.irfftn(spectrum, s=self.shape, dim=dims)
+
+    def update(self, amplitude: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+        """New supports (B, *shape) float 0/1 from amplitudes (B, *shape); keeps refused ones."""
+        blurred = self.blur(amplitude)
         flat = blurred.reshape(blurred.shape[0], -1)
         if self.fused and support.dtype == torch.float32:  # one pass instead of five
             new = torch.empty_like(flat)

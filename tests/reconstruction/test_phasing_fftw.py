@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from reconstruction.phasing import fftw, parse_schedule, phase_retrieve
+from reconstruction.phasing.coherence import PartialCoherence, PsfModel
 from reconstruction.phasing.engine import Engine
 from reconstruction.phasing.support import ShrinkWrapper, resolve_shrinkwrap
 from tests.reconstruction.phasing_objects import counts, faceted_crystal, random_engine_batch
@@ -59,6 +60,81 @@ def test_fftw_plans_give_the_iterates_of_torchs_fft(cache_dir, algorithm):
     assert torch.allclose(psi1, psi0, rtol=1e-4, atol=1e-5 * float(psi0.abs().max()))
     assert np.allclose(h1.chi2, h0.chi2, rtol=1e-4)
     assert np.allclose(h1.chi2_free, h0.chi2_free, rtol=1e-4, equal_nan=True)
+
+
+@pytest.fixture
+def fftw_wins(monkeypatch):
+    """Whatever this machine's timings, every FFTW-against-torch comparison picks FFTW (timed
+    first, then torch)."""
+    import itertools
+
+    timings = itertools.cycle([1.0, 2.0])
+    monkeypatch.setattr(fftw, "_median_pair_ms", lambda run: next(timings))
+
+
+def test_the_fftw_blur_is_torchs_real_fft_convolution(cache_dir, fftw_wins):
+    """convolve = irfftn(rfftn(values) x transfer x N) per box, totals = each box's sum."""
+    shape = (8, 6, 10)
+    gen = torch.Generator().manual_seed(3)
+    values = torch.rand((2,) + shape, generator=gen)
+    kernels = torch.rand((2,) + shape, generator=gen)
+    otf = torch.fft.rfftn(kernels, dim=(1, 2, 3))
+    conv = fftw.real_convolution(shape, 2, 1, work=fftw.REAL_MEASURE_MIN_WORK)
+    assert conv is not None and fftw.wisdom_path().exists()
+    kept = values.clone()
+    out = conv.convolve(values.numpy(), (otf / 480).numpy())
+    dims = (1, 2, 3)
+    expected = torch.fft.irfftn(torch.fft.rfftn(values, dim=dims) * otf, s=shape, dim=dims)
+    torch.testing.assert_close(torch.from_numpy(out), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(values, kept)
+    np.testing.assert_allclose(conv.totals(), values.sum(dim=(1, 2, 3)).numpy(), rtol=1e-5)
+    assert fftw._choices()["real 8x6x10 runs=2 threads=1"]["choice"] == "fftw"
+
+
+def test_real_plans_are_measured_for_enough_blurs_and_a_torch_choice_is_kept(
+    cache_dir, monkeypatch
+):
+    shape = (8, 8, 8)
+    assert fftw.real_convolution(shape, 1, 1, work=fftw.REAL_MEASURE_MIN_WORK - 1) is None
+    assert not fftw.wisdom_path().exists()
+    timings = iter([2.0, 1.0])  # FFTW slower than torch here
+    monkeypatch.setattr(fftw, "_median_pair_ms", lambda run: next(timings))
+    assert fftw.real_convolution(shape, 1, 1, work=10**6) is None
+    assert fftw._choices()["real 8x8x8 runs=1 threads=1"]["choice"] == "torch"
+    assert fftw.real_convolution(shape, 1, 1, work=10**6) is None  # decided: not timed again
+
+
+def test_shrinkwrap_and_psf_blurs_through_fftw_give_the_iterates_of_torchs(
+    cache_dir, fftw_wins, monkeypatch
+):
+    """A 3D run with shrink-wrap and a PSF (kernel updates included) ends on the same object,
+    support, kernel and chi2 with FFTW's real and complex plans as with torch's transforms."""
+    monkeypatch.setattr(fftw, "REAL_MEASURE_MIN_WORK", 0)
+    amplitude, weight, free, support, psi = random_engine_batch(batch=2)
+    shape = tuple(amplitude.shape)
+    out = {}
+    for use_fftw in (False, True):
+        sw = ShrinkWrapper(
+            resolve_shrinkwrap({"period": 3, "threshold": 0.05}, default_on=True),
+            shape,
+            torch.device("cpu"),
+        )
+        psf = PsfModel(
+            PartialCoherence(fwhm=1.2, period=2, start=0.5), shape, 2, torch.device("cpu")
+        )
+        eng = Engine(
+            amplitude, weight, support, psi.clone(), free=free, fused=True, shrinkwrap=sw,
+            psf=psf, use_fftw=use_fftw,
+        )
+        history = eng.run(parse_schedule("ER**12", cycles=1))
+        assert (sw.convolution is not None) == (psf.convolution is not None) == use_fftw
+        out[use_fftw] = (history, eng.psi, eng.support, psf.kernel, psf.updates)
+    (h0, psi0, s0, k0, n0), (h1, psi1, s1, k1, n1) = out[False], out[True]
+    assert n0 == n1 > 0
+    assert torch.equal(s1, s0) and 0 < float(s1.mean()) < 1
+    torch.testing.assert_close(k1, k0, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(psi1, psi0, rtol=1e-4, atol=1e-4 * float(psi0.abs().max()))
+    assert np.allclose(h1.chi2, h0.chi2, rtol=1e-4)
 
 
 def test_a_plan_is_measured_only_for_long_runs_and_its_wisdom_serves_short_ones(cache_dir):
