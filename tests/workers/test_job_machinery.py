@@ -204,6 +204,25 @@ def test_a_job_submitted_while_the_broker_is_down_fails_with_a_clear_message(cas
     assert job.status == "failed" and "job queue (Redis) is unreachable" in job.error_message
 
 
+def test_a_new_job_never_inherits_an_older_folder_with_its_id(cast, records, media_root):
+    """A folder already at jobs/<id>/ (a database recreated beside old files, or an id that
+    SQLite reused after a rollback) is set aside, not deleted, when a job gets that id."""
+    probe = _job(cast, records)
+    next_id = probe.pk + 1
+    old = media_root / "jobs" / str(next_id)
+    old.mkdir(parents=True)
+    (old / "prepared.cxi").write_bytes(b"someone else's data")
+    job = _job(cast, records, kind="refine", parent=records.job)
+    assert job.pk == next_id and not job.result_dir.exists()
+    aside = [p for p in (media_root / "jobs").iterdir() if p.name.startswith(f"{next_id}.stale-")]
+    assert len(aside) == 1 and (aside[0] / "prepared.cxi").read_bytes() == b"someone else's data"
+    assert job.parent.prepared_files() == [] and kinds.prepared_input(job) == str(records.dataset.path)
+    job.save()  # saving again leaves the job's own folder alone
+    job.result_dir.mkdir()
+    job.save()
+    assert job.result_dir.is_dir()
+
+
 def test_a_refinement_runs_on_the_grid_its_predict_ancestor_prepared(cast, records):
     pipeline = _job(cast, records, kind="pipeline", status="succeeded")
     predict = _job(cast, records, kind="predict", status="succeeded", parent=pipeline, celery_task_id="")

@@ -5,11 +5,14 @@ Arrays live in files (under ``MEDIA_ROOT``); rows hold scalars, paths and short 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 class ResearchGroup(models.Model):
@@ -137,6 +140,24 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.kind} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; a new job whose folder already exists has that folder set aside first."""
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:
+            self._set_aside_stale_folder()
+
+    def _set_aside_stale_folder(self) -> None:
+        """Rename an existing ``jobs/<id>/`` to ``jobs/<id>.stale-<UTC time>/`` (nothing is
+        deleted): a database recreated beside old files, or an id SQLite reused after a rollback,
+        must not hand this job another job's prepared data or results."""
+        folder = self.result_dir
+        if not folder.exists():
+            return
+        aside = folder.with_name(f"{folder.name}.stale-{timezone.now():%Y%m%dT%H%M%S%f}")
+        folder.rename(aside)
+        logger.warning("job %s: an older folder with its id was set aside as %s", self.pk, aside.name)
 
     @property
     def result_dir(self) -> Path:
