@@ -11,10 +11,14 @@ the ``bench_pipeline.py --conventional-cache`` file, so run that first). Degrada
 - ``smooth E``: plus a smooth random complex field (Gaussian-filtered noise, sigma 2 px, inside
   the crystal's neighbourhood) scaled to relative error E;
 - ``shrink S``: the phase about its mean multiplied by S (0 = flat phase, exact amplitude);
-- ``blur S``: the amplitude blurred by a Gaussian of S px, the phase exact.
+- ``blur S``: the amplitude blurred by a Gaussian of S px, the phase exact;
+- ``network 0`` / ``network-amplitude 0`` / ``network-phase 0``: the shipped model's prediction
+  aligned on the truth (shift, twin, phase offset and ramp), whole, or only its amplitude with
+  the truth's phase, or only its phase on the truth's amplitude (the level is ignored).
 
 Usage: ``.venv/bin/python benchmarks/bench_start_quality.py --cache benchmarks/conventional_cache_64.json
-[--n 100] [--modes smooth:0.2,0.4 shrink:0,0.5 blur:1,2,3]``
+[--n 100] [--modes smooth:0.2,0.4 shrink:0,0.5 blur:1,2,3 network:0 network-amplitude:0
+network-phase:0]``
 """
 
 from __future__ import annotations
@@ -33,15 +37,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import conventional_key
 
 from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
-from reconstruction.nn.workflow import HELD_OUT_SEED
+from reconstruction.nn import load_checkpoint, predict_objects
+from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path
 from reconstruction.phasing import phase_retrieve
 from reconstruction.phasing.support import gaussian_blur_numpy
 from reconstruction.simulate import Recipe, SimulatedDataset
 
 
-def degrade(truth: np.ndarray, mode: str, level: float, rng: np.random.Generator) -> np.ndarray:
-    """The truth degraded by ``mode`` at ``level`` (see the module docstring), complex64."""
+def degrade(
+    truth: np.ndarray, mode: str, level: float, rng: np.random.Generator, predicted=None
+) -> np.ndarray:
+    """The truth degraded by ``mode`` at ``level`` (see the module docstring), complex64;
+    ``predicted``: the network's prediction aligned on the truth, for the ``network`` modes."""
     amp, phase = np.abs(truth), np.angle(truth)
+    if mode.startswith("network"):
+        if mode == "network":
+            return predicted.astype(np.complex64)
+        if mode == "network-amplitude":
+            return (np.abs(predicted) * np.exp(1j * phase)).astype(np.complex64)
+        if mode == "network-phase":
+            return (amp * np.exp(1j * np.angle(predicted))).astype(np.complex64)
     inside = amp > 0.1 * amp.max()
     mean_phase = np.angle(np.sum(truth[inside]))
     if mode == "smooth":
@@ -56,7 +71,7 @@ def degrade(truth: np.ndarray, mode: str, level: float, rng: np.random.Generator
     elif mode == "blur":
         start = gaussian_blur_numpy(amp, level) * np.exp(1j * phase)
     else:
-        raise SystemExit(f"unknown mode {mode!r}: smooth, shrink or blur")
+        raise SystemExit(f"unknown mode {mode!r}: smooth, shrink, blur or network[-amplitude|-phase]")
     return start.astype(np.complex64)
 
 
@@ -72,6 +87,9 @@ def main() -> None:
     cache = json.loads(Path(args.cache).read_text())
     cases = [(m, float(v)) for spec in args.modes for m, vs in [spec.split(":")] for v in vs.split(",")]
     data = SimulatedDataset(Recipe(kind="mixed", shape=64, dims=3), args.n, HELD_OUT_SEED)
+    model = None
+    if any(mode.startswith("network") for mode, _ in cases):
+        model, _ = load_checkpoint(default_checkpoint_path(3))
     rows: dict[tuple[str, float], list] = {case: [] for case in cases}
     for i in range(args.n):
         conv = cache.get(conventional_key(i, "mixed", args.runs))
@@ -84,8 +102,12 @@ def main() -> None:
         free = free_pixel_mask(mask, fraction=0.05, seed=0)
         inside = np.abs(truth) > 0.1
         rng = np.random.default_rng(i)
+        predicted = None
+        if model is not None:
+            obj, _ = predict_objects(model, intensity, mask)
+            predicted = compare_to_truth(obj[0], truth, support=inside)["aligned"]
         for mode, level in cases:
-            start = degrade(truth, mode, level, rng)
+            start = degrade(truth, mode, level, rng, predicted)
             support = np.abs(start) > 0.1 * np.abs(start).max()
             result = phase_retrieve(
                 intensity, mask=mask, support=support, initial_object=start, algorithm="ER**50",
