@@ -29,6 +29,12 @@ def cache_dir(tmp_path, monkeypatch):
     fftw._pyfftw.cache_clear()
 
 
+def _shrinkwrapper(shape: tuple[int, ...], *, period: int) -> ShrinkWrapper:
+    """A CPU shrink-wrapper updating every ``period`` iterations at a 5 % threshold."""
+    settings = resolve_shrinkwrap({"period": period, "threshold": 0.05}, default_on=True)
+    return ShrinkWrapper(settings, shape, torch.device("cpu"))
+
+
 @pytest.mark.parametrize("algorithm", ["ER**4", "HIO**4", "RAAR(0.75)**4"])
 def test_fftw_plans_give_the_iterates_of_torchs_fft(cache_dir, algorithm):
     """Same iterates, chi2 and chi2_free with FFTW plans (unnormalised, 1/N folded into the
@@ -37,11 +43,7 @@ def test_fftw_plans_give_the_iterates_of_torchs_fft(cache_dir, algorithm):
     shape = tuple(amplitude.shape)
     out = {}
     for use_fftw in (False, True):
-        sw = ShrinkWrapper(
-            resolve_shrinkwrap({"period": 2, "threshold": 0.05}, default_on=True),
-            shape,
-            torch.device("cpu"),
-        )
+        sw = _shrinkwrapper(shape, period=2)
         eng = Engine(
             amplitude,
             weight,
@@ -114,11 +116,7 @@ def test_shrinkwrap_and_psf_blurs_through_fftw_give_the_iterates_of_torchs(
     shape = tuple(amplitude.shape)
     out = {}
     for use_fftw in (False, True):
-        sw = ShrinkWrapper(
-            resolve_shrinkwrap({"period": 3, "threshold": 0.05}, default_on=True),
-            shape,
-            torch.device("cpu"),
-        )
+        sw = _shrinkwrapper(shape, period=3)
         psf = PsfModel(
             PartialCoherence(fwhm=1.2, period=2, start=0.5), shape, 2, torch.device("cpu")
         )
