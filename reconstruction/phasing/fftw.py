@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -243,15 +242,18 @@ class RealConvolution:
         self._spectrum = spectrum  # (B, *shape[:-1], shape[-1] // 2 + 1) complex64
         self._forward = forward
         self._backward = backward
-        self.size = math.prod(real.shape[1:])
+
+    def _transform(self, values: np.ndarray) -> None:
+        """The input buffer <- ``values``, then the spectrum buffer <- its ``rfftn``."""
+        np.copyto(self._real, values)
+        self._forward.execute()
 
     def convolve(self, values: np.ndarray, transfer: np.ndarray) -> np.ndarray:
         """``values`` (B, *shape) circularly convolved with the kernels whose ``rfftn`` divided
         by the box size is ``transfer`` ((B or 1, *rfft shape), real or complex); the result
         is the output buffer, overwritten by the next call. ``totals()`` then gives each box's
         sum of ``values``."""
-        np.copyto(self._real, values)
-        self._forward.execute()
+        self._transform(values)
         self._totals = self._spectrum.reshape(self._spectrum.shape[0], -1)[:, 0].real.copy()
         np.multiply(self._spectrum, transfer, out=self._spectrum)
         self._backward.execute()
@@ -259,8 +261,7 @@ class RealConvolution:
 
     def spectrum(self, values: np.ndarray) -> np.ndarray:
         """``rfftn`` of each box of ``values`` (B, *shape): a new complex64 array."""
-        np.copyto(self._real, values)
-        self._forward.execute()
+        self._transform(values)
         return self._spectrum.copy()
 
     def totals(self) -> np.ndarray:
