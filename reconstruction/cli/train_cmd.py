@@ -47,7 +47,8 @@ def register(subparsers) -> None:
         "--init-from",
         default=None,
         metavar="MODEL.pt",
-        help="start from this checkpoint's weights ('default' = the shipped model)",
+        help="start from this checkpoint's weights ('default' = the shipped model); with a larger "
+        "--width it is widened first, without changing what it predicts",
     )
     parser.add_argument(
         "--anneal-minutes",

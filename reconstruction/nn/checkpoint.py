@@ -13,7 +13,8 @@ A checkpoint is ``torch.save`` of a dict holding only tensors and plain Python v
     metrics         final scalars (best validation loss, epochs, seconds ...)
     code_version    reconstruction.__version__ that wrote it
     created         ISO 8601 UTC time
-    parent          {"name", "weights_sha256"} of the model it was fine-tuned from, or None
+    parent          {"name", "weights_sha256"} of the model it was fine-tuned or continued from
+                    (plus "widened_from_width" when it was widened), or None
     patterns_sha256 sha256 of the pattern files it was fine-tuned on ([] for pre-training)
 """
 
@@ -67,7 +68,7 @@ def save_checkpoint(
     recipe: dict[str, Any] | None = None,
     history: dict[str, list[float]] | None = None,
     metrics: dict[str, Any] | None = None,
-    parent: dict[str, str] | None = None,
+    parent: dict[str, Any] | None = None,
     patterns_sha256: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` and its description to ``path`` atomically; return the saved dict.

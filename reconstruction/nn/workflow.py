@@ -23,6 +23,7 @@ from reconstruction.nn.augment import AugmentedPatterns
 from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint
 from reconstruction.nn.config import TrainRecipe, get_recipe
 from reconstruction.nn.model import PhaseNet
+from reconstruction.nn.widen import widen_model
 from reconstruction.nn.predict import (
     OPTIMISE_LR,
     check_input_shape,
@@ -66,19 +67,27 @@ def _resolve_checkpoint(checkpoint_path: str | os.PathLike | None, dims: int = 3
     return path
 
 
-def _warm_start(model: PhaseNet, recipe: TrainRecipe) -> dict[str, str]:
-    """Copy ``recipe.init_from``'s weights into ``model``; return the parent's name and sha256."""
+def _warm_start(model: PhaseNet, recipe: TrainRecipe) -> dict[str, Any]:
+    """Copy ``recipe.init_from``'s weights into ``model``, widened (Net2Net) when the recipe's
+    width is larger; return the parent's name and sha256 (and the width it was widened from)."""
     source = None if recipe.init_from == "default" else recipe.init_from
     loaded = load_checkpoint(_resolve_checkpoint(source, recipe.dims), device="cpu")
     wanted = model.config.to_dict()
-    if loaded.config != wanted:
-        differ = sorted(k for k in wanted if loaded.config.get(k) != wanted[k])
+    differ = sorted(k for k in wanted if loaded.config.get(k) != wanted[k])
+    parent: dict[str, Any] = {"name": str(loaded.name), "weights_sha256": str(loaded.weights_sha256)}
+    if differ == ["width"] and wanted["width"] > loaded.config["width"]:
+        weights = widen_model(loaded.model, wanted["width"], seed=recipe.seed).state_dict()
+        parent["widened_from_width"] = int(loaded.config["width"])
+    elif differ:
         raise ConfigError(
             f"init_from {recipe.init_from!r} has another architecture than the recipe "
-            f"(differs in {differ}); set width/depth/shape to the checkpoint's"
+            f"(differs in {differ}); set depth/shape to the checkpoint's (only a larger width "
+            "is allowed: the checkpoint is then widened)"
         )
-    model.load_state_dict(loaded.model.state_dict())
-    return {"name": str(loaded.name), "weights_sha256": str(loaded.weights_sha256)}
+    else:
+        weights = loaded.model.state_dict()
+    model.load_state_dict(weights)
+    return parent
 
 
 def file_sha256(path: str | os.PathLike) -> str:

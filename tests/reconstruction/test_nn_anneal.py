@@ -50,9 +50,25 @@ def test_a_warm_start_begins_from_the_parent_records_it_and_anneals_the_lr(tmp_p
 
 def test_a_warm_start_of_another_architecture_is_refused_with_the_differing_fields(tmp_path):
     train_model(tmp_path / "parent.pt", recipe="tiny", device="cpu")
-    with pytest.raises(ConfigError, match="width"):
-        train_model(
-            tmp_path / "child.pt", recipe="tiny", device="cpu",
-            init_from=str(tmp_path / "parent.pt"), width=8,
-        )
+    for change, field in (({"depth": 1}, "depth"), ({"width": 2}, "width")):  # a narrower model
+        with pytest.raises(ConfigError, match=field):
+            train_model(
+                tmp_path / "child.pt", recipe="tiny", device="cpu",
+                init_from=str(tmp_path / "parent.pt"), **change,
+            )
     assert not (tmp_path / "child.pt").exists()
+
+
+def test_a_warm_start_to_a_larger_width_widens_the_parent_and_records_it(tmp_path):
+    parent = train_model(tmp_path / "parent.pt", recipe="tiny", device="cpu", epochs=3)
+    child = train_model(
+        tmp_path / "child.pt", recipe="tiny", device="cpu", init_from=str(tmp_path / "parent.pt"),
+        width=6, epochs=1, lr=1e-5,
+    )
+    assert child["parent"] == {
+        "name": "tiny-3d", "weights_sha256": parent["model_sha256"], "widened_from_width": 4,
+    }
+    assert load_checkpoint(tmp_path / "child.pt").model.config.width == 6
+    # it goes on from the parent's loss, not from a random model's of its width
+    fresh = train_model(tmp_path / "fresh.pt", recipe="tiny", device="cpu", width=6, epochs=1)
+    assert child["history"]["val_loss"][0] < fresh["history"]["val_loss"][0]
