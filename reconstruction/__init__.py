@@ -4,3 +4,7 @@ A pure numerical library (NumPy, PyTorch, h5py): it never imports Django or Cele
 """
 
 __version__ = "0.1.0"
+
+from reconstruction.threads import limit_blas_threads
+
+limit_blas_threads()  # NumPy's BLAS threads would stall torch's and numba's: see threads.py

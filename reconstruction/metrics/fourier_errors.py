@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reconstruction.errors import InvalidDataError
-from reconstruction.fourier import blur_intensity, farfield
+from reconstruction.fourier import blur_intensity, fft_nd
 
 
 def free_pixel_mask(mask: np.ndarray, *, fraction: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -42,11 +42,12 @@ def poisson_llk(calc: np.ndarray, meas: np.ndarray) -> float:
     """
     if calc.size == 0:
         return float("nan")
-    calc = np.maximum(calc.astype(np.float64), 1e-12)
-    meas = np.maximum(meas.astype(np.float64), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_term = np.where(meas > 0, meas * np.log(calc / np.where(meas > 0, meas, 1.0)), 0.0)
-    return float(np.sum(calc - meas - log_term) / calc.size)
+    calc = np.maximum(calc, 1e-12, dtype=np.float64)
+    meas = np.maximum(meas, 0.0, dtype=np.float64)
+    counted = meas > 0  # the log term vanishes where nothing was measured
+    m = meas[counted]
+    log_term = float(np.sum(m * np.log(calc[counted] / m)))
+    return float((np.sum(calc) - np.sum(meas) - log_term) / calc.size)
 
 
 def fourier_errors(
@@ -83,19 +84,21 @@ def fourier_errors(
     mask = np.zeros(obj.shape, bool) if mask is None else np.asarray(mask, bool)
     free = np.zeros(obj.shape, bool) if free_mask is None else np.asarray(free_mask, bool) & ~mask
     used = ~mask & ~free
-    calc = np.abs(farfield(obj.astype(np.complex128)))
+    # |F| does not depend on where the object sits in its box: the object's ifftshift is skipped
+    calc = np.fft.fftshift(np.abs(fft_nd(obj.astype(np.complex128, copy=False))))
     if psf is not None:
         if np.shape(psf) != obj.shape:
             raise InvalidDataError(f"the PSF has shape {np.shape(psf)}, the object {obj.shape}")
         calc = np.sqrt(blur_intensity(calc**2, psf))
     meas = np.sqrt(np.maximum(intensity, 0.0))
-    c_used, m_used = calc[used], meas[used]
-    denom = float(np.sum(c_used**2))
+    picked = {"": (calc[used], meas[used]), "_free": (calc[free], meas[free])}
+    c_used, m_used = picked[""]
+    denom = float(np.sum(c_used * c_used))
     scale = float(np.sum(c_used * m_used) / denom) if denom > 0 else 0.0
     out: dict[str, float] = {"scale": scale}
-    for name, sel in (("", used), ("_free", free)):
-        c, m = scale * calc[sel], meas[sel]
-        total = float(np.sum(m**2))
+    for name, (c, m) in picked.items():
+        c = scale * c
+        total = float(np.sum(m * m))
         out[f"chi2{name}"] = float(np.sum((c - m) ** 2) / total) if total > 0 else float("nan")
         out[f"llk{name}"] = poisson_llk(c**2, m**2)
     out["n_pixels"] = int(used.sum())

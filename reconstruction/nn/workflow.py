@@ -23,7 +23,6 @@ from reconstruction.nn.augment import AugmentedPatterns
 from reconstruction.nn.checkpoint import load_checkpoint, save_checkpoint
 from reconstruction.nn.config import TrainRecipe, get_recipe
 from reconstruction.nn.model import PhaseNet
-from reconstruction.nn.widen import widen_model
 from reconstruction.nn.predict import (
     OPTIMISE_LR,
     check_input_shape,
@@ -40,6 +39,7 @@ from reconstruction.nn.train import (
     setup_distributed,
     teardown_distributed,
 )
+from reconstruction.nn.widen import widen_model
 from reconstruction.progress import ProgressCallback, ProgressEvent, check, report
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"

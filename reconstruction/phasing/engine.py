@@ -380,9 +380,11 @@ class Engine:
         With ``keep_best`` the iterate of lowest chi2 (the start included) is what remains in
         ``psi`` at the end, so a refinement never returns a worse object than it was given (with
         a PSF, the lowest chi2 of the blurred model, from the iteration it is switched on).
-        A schedule of ER only with a fixed support (no shrink-wrap) reduces chi2 at every
-        iteration (the error-reduction property), so there only the start and the end are
-        compared instead of copying every new best iterate.
+        A schedule of ER only reduces chi2 at every iteration while the support stays fixed
+        (the error-reduction property), so there the best iterate of each stretch of one
+        support is its last: only the start, the last iterate before each shrink-wrap update
+        takes effect and the end are compared, instead of copying every new best iterate
+        (without shrink-wrap: the start and the end).
         """
         total = schedule.total
         self._plan_fftw(total * self.batch)
@@ -399,9 +401,9 @@ class Engine:
         if self.psf is not None:
             psf_start = int(self.psf.settings.start * total)
         period = self.psf.settings.period if self.psf is not None else 0
-        monotone = (
-            sw is None and self.psf is None and all(seg.name == "ER" for seg in schedule.segments())
-        )
+        # ER with a fixed support never raises chi2: only a support update can
+        er_only = self.psf is None and all(seg.name == "ER" for seg in schedule.segments())
+        last_of_support = -1  # the iteration whose psi is the last made with the old support
         last_report = time.monotonic()
         it = 0
         for seg in schedule.segments():
@@ -414,13 +416,14 @@ class Engine:
                 want_free = it % self.free_period == 0 or it == total - 1
                 c, cf = self._modulus(free=want_free)
                 chi2[it] = c
-                if keep_best and (it == 0 or not monotone):
+                if keep_best and (it == 0 or not er_only or it == last_of_support):
                     self._remember(c)
                 if cf is not None:
                     chi2_free[it] = cf
                 self._update(seg.name, seg.beta)
                 if sw is not None and (it + 1) % sw.settings.period == 0 and it + 1 < total:
                     self.support = sw.update(self._projected_amplitude(), self.support)
+                    last_of_support = it + 1
                     fractions.append((it + 1, self.support.reshape(self.batch, -1).mean(dim=1)))
                 it += 1
                 now = time.monotonic()

@@ -284,9 +284,10 @@ def phase_retrieve(
     objs = np.fft.fftshift(engine.psi.cpu().numpy(), axes=tuple(range(1, len(shape) + 1)))
     sups = np.fft.fftshift(engine.support.cpu().numpy() > 0.5, axes=tuple(range(1, len(shape) + 1)))
     kernels_c = [None] * runs if psf_model is None else [psf_model.centred(r) for r in range(runs)]
-    run_rows = []
+    run_rows, run_errors = [], []
     for r in range(runs):
         e = fourier_errors(objs[r], intensity, mask=mask, free_mask=free, psf=kernels_c[r])
+        run_errors.append(e)
         run_rows.append(
             {
                 "run": r,
@@ -331,7 +332,10 @@ def phase_retrieve(
     sup = np.roll(sup, roll, axis=tuple(range(sup.ndim)))
     obj = zero_phase_offset(obj, support=sup).astype(np.complex64)
 
-    final = fourier_errors(obj, intensity, mask=mask, free_mask=free, psf=kernels_c[best])
+    if keep > 1:
+        final = fourier_errors(obj, intensity, mask=mask, free_mask=free, psf=kernels_c[best])
+    else:  # the best run itself: centring (a circular shift) and a phase offset leave |F| alone
+        final = run_errors[best]
     metrics = {
         "chi2": final["chi2"],
         "chi2_free": final["chi2_free"],
