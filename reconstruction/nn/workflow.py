@@ -81,8 +81,8 @@ def _warm_start(model: PhaseNet, recipe: TrainRecipe) -> dict[str, Any]:
     elif differ:
         raise ConfigError(
             f"init_from {recipe.init_from!r} has another architecture than the recipe "
-            f"(differs in {differ}); set depth/shape to the checkpoint's (only a larger width "
-            "is allowed: the checkpoint is then widened)"
+            f"(differs in {differ}): use the checkpoint's depth and input size, and its width "
+            f"({loaded.config['width']}) or a larger one, which widens it"
         )
     else:
         weights = loaded.model.state_dict()
