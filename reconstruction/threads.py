@@ -27,9 +27,10 @@ def limit_blas_threads(threads: int = 1) -> int:
     import numpy  # noqa: F401 - load NumPy's BLAS so that it is found
 
     try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is pinned in requirements.txt
         logger.warning("threadpoolctl is missing: NumPy's BLAS threads may slow the engine")
         return 0
-    threadpool_limits(limits=threads, user_api="blas")
-    return sum(1 for lib in threadpool_info() if lib["user_api"] == "blas")
+    blas = ThreadpoolController().select(user_api="blas")  # one scan of the loaded libraries
+    blas.limit(limits=threads)
+    return len(blas.lib_controllers)
