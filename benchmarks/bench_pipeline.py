@@ -19,6 +19,10 @@ reconstruction/nn/models/default_2d.pt``) with truths (seeds from
 - the noise floor of each pattern: the relative error ER**200 reaches when started from the
   truth itself on the truth's support. Where it exceeds 0.2 (few photons) no start can
   succeed, so the success rates are also given over the "solvable" patterns only.
+- the same split by the truth's shape: strongly non-centrosymmetric crystals (``centrosymmetry``
+  below 0.8; a tetrahedron scores 0.5) against the rest, with the network's own centrosymmetry:
+  a network that cannot choose between a crystal and its twin predicts their average, which
+  scores near 1.
 
 ``--conventional-cache FILE`` keeps the conventional results per pattern seed and shrink-wrap
 threshold (they do not depend on the model), so another model is benchmarked in minutes; the time ratio is then taken
@@ -48,7 +52,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruction.metrics import compare_to_truth, fourier_errors, free_pixel_mask
+from reconstruction.metrics import centrosymmetry, compare_to_truth, fourier_errors, free_pixel_mask
 from reconstruction.nn import load_checkpoint, predict_averaged, predict_objects
 from reconstruction.nn.predict import OPTIMISE_LR, optimise_on_pattern
 from reconstruction.nn.testing import object_ssim
@@ -58,6 +62,7 @@ from reconstruction.phasing.support import ShrinkWrap
 from reconstruction.simulate import Recipe, SimulatedDataset
 
 CONVENTIONAL = "ER**20,HIO**160,ER**20"
+CENTROSYMMETRIC = 0.8  # ``centrosymmetry`` below this: a lopsided shape (a tetrahedron: 0.5)
 CONTROL_SEED_OFFSET = 1_000_000  # --control: the second conventional phasing's seeds, i + this
 
 
@@ -85,6 +90,25 @@ def _print_network_rows(col: dict[str, np.ndarray], prefix: str, label: str, pla
     print(f"| {label}: network relative error, median | {np.median(rel):.3f} |")
     print(f"| {label}: network success (rel. error <= 0.2) | {100 * np.mean(rel <= 0.2):.0f} % "
           f"({plain}: {100 * np.mean(col['nn_rel_error'] <= 0.2):.0f} %) |")
+
+
+def _print_twin_split(col: dict[str, np.ndarray], er50: str) -> None:
+    """Rows by the truth's shape: strongly non-centrosymmetric crystals (a tetrahedron scores
+    0.5) against the rest, where a network that cannot pick a twin predicts their average."""
+    lopsided = col["truth_centrosymmetry"] < CENTROSYMMETRIC
+    for name, band in (("non-centrosymmetric", lopsided), ("centrosymmetric", ~lopsided)):
+        if not band.any():
+            continue
+        no_worse = col["refined_chi2"][band] <= 1.05 * col["conv_chi2"][band]
+        print(f"| {name} shapes (truth's centrosymmetry {'<' if name[0] == 'n' else '>='} "
+              f"{CENTROSYMMETRIC:g}, {band.sum()} patterns): truth's / network's centrosymmetry, "
+              f"median; network success; {er50} success; conventional success; no worse | "
+              f"{np.median(col['truth_centrosymmetry'][band]):.2f} / "
+              f"{np.median(col['nn_centrosymmetry'][band]):.2f}; "
+              f"{100 * np.mean(col['nn_rel_error'][band] <= 0.2):.0f} %; "
+              f"{100 * np.mean(col['refined_rel_error'][band] <= 0.2):.0f} %; "
+              f"{100 * np.mean(col['conv_rel_error'][band] <= 0.2):.0f} %; "
+              f"{100 * no_worse.mean():.0f} % |")
 
 
 def noise_floor(intensity, mask, truth) -> float:
@@ -195,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             nn_ssim=q["ssim"], nn_object_ssim=object_ssim(q["aligned"], truths[i]),
             nn_phase_rms=q["phase_rms"], nn_rel_error=q["rel_error"],
             nn_chi2=e["chi2"], predict_s=t_pred,
+            truth_centrosymmetry=centrosymmetry(truths[i]), nn_centrosymmetry=centrosymmetry(obj),
             truth_chi2=fourier_errors(truths[i], intens[i], mask=masks[i], free_mask=free)["chi2"],
             floor_rel_error=noise_floor(intens[i], masks[i], truths[i]),
         )
@@ -372,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             nw = col["refined_chi2"][solvable] <= 1.05 * col["conv_chi2"][solvable]
             print(f"| {er50} chi2 no worse than conventional, among solvable | "
                   f"{100 * nw.mean():.0f} % |")
+        _print_twin_split(col, er50)
         for label, prefix, _ in extras:
             no_worse = np.mean(col[f"{prefix}_chi2"] <= 1.05 * col["conv_chi2"])
             print(f"| {label} chi2 no worse than conventional | "

@@ -2,7 +2,9 @@
 
 - ``fourier_errors(obj, intensity, mask=None, free_mask=None)``: chi2, chi2_free, LLK.
 - ``free_pixel_mask(mask, fraction=0.05, seed=0)``: held-out pixels for the free values.
-- ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned).
+- ``compare_to_truth(obj, truth, *, support=None)``: SSIM, relative error, phase RMS (aligned);
+  ``centrosymmetry(amplitude)``: overlap with its own inversion, 0-1 (a twin-averaged
+  prediction is more centrosymmetric than its crystal).
 - ``prtf(objs, intensity, mask)``: phase-retrieval transfer function of aligned runs;
   ``mode_decomposition(objs)``: the weight of the first mode of aligned runs (agreement).
 - ``align_to``, ``align_to_reference`` (aligned object, moved support, what was done), ``remove_phase_ramp``, ``zero_phase_offset``, ``centre_object``, ``unwrap_phase``,
@@ -33,6 +35,7 @@ from reconstruction.metrics.prtf import (
     shell_average,
     spectral_weight,
 )
+from reconstruction.metrics.symmetry import centrosymmetry
 from reconstruction.metrics.truth import compare_to_truth
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "align_to",
     "align_to_reference",
     "centre_object",
+    "centrosymmetry",
     "compare_to_truth",
     "displacement_field",
     "fourier_errors",
