@@ -171,6 +171,8 @@ def run_predict(ctx: Context, *, job: Job | None = None, progress: JobProgress |
         progress=progress, cancel=ctx.cancel, provenance=ctx.provenance | {"job_id": job.pk},
     )
     summary["prepared"] = prep
+    for line in summary.get("warnings", []):
+        progress.add_log(f"warning: {line}")
     return summary
 
 
@@ -265,36 +267,73 @@ def _step(ctx: Context, *, kind: str, parent: Job, params: dict[str, Any], lo: f
     return step
 
 
+def run_fallback_phase(ctx: Context, *, job: Job, progress: JobProgress) -> dict[str, Any]:
+    """``phase_file`` from random starts on the predict step's prepared grid (the pipeline's
+    fallback when the prediction looks twin-averaged), into the step's result.cxi."""
+    from reconstruction.phasing.workflow import phase_file
+
+    p = job.params
+    return phase_file(
+        prepared_input(job), str(job.result_path), algorithm=p["algorithm"], cycles=p["cycles"],
+        runs=p["runs"], seed=p.get("seed", 0), psf=p.get("psf") or None, device=ctx.device,
+        progress=progress, cancel=ctx.cancel,
+        provenance=ctx.provenance | {"job_id": job.pk, "parent_job_id": job.parent.pk},
+    )
+
+
 def run_pipeline(ctx: Context) -> dict[str, Any]:
     """Predict with the network (child job), then refine from its result (grandchild job).
 
-    The pipeline job's own result.cxi is a copy of the refined result; its summary lists both steps.
+    Where the prediction looks like the average of the crystal and its twin (3D), a phase step
+    from ``fallback_runs`` random starts runs as well (another grandchild) and the better fit
+    (``reconstruction.nn.workflow.better_fit``) is the pipeline's. The pipeline job's own
+    result.cxi is a copy of that result; its summary lists every step and says which won.
     """
     job = ctx.job
-    from reconstruction.nn.workflow import PIPELINE_FLIPS
+    from reconstruction.nn.workflow import PIPELINE_FALLBACK_RUNS, PIPELINE_FLIPS, better_fit
+    from reconstruction.phasing import DEFAULT_ALGORITHM
 
     predict = _step(ctx, kind="predict", parent=job,
                     params={"optimise_steps": job.params.get("optimise_steps", 0),
                             "flips": int(job.params.get("flips", PIPELINE_FLIPS))},
                     lo=0.0, hi=0.25, run=run_predict)
+    warnings = list(predict.summary.get("warnings", []))
+    fallback_runs = int(job.params.get("fallback_runs", PIPELINE_FALLBACK_RUNS))
+    fallback = bool(predict.summary.get("twin_averaged")) and fallback_runs > 0
+    for line in warnings:
+        ctx.progress.add_log(f"warning: {line}")
     refine = _step(ctx, kind="refine", parent=predict,
                    params={k: job.params[k] for k in ("algorithm", "support_threshold", "shrinkwrap", "psf")
                            if k in job.params},
-                   lo=0.25, hi=1.0, run=run_refine)
+                   lo=0.25, hi=0.45 if fallback else 1.0, run=run_refine)
+    steps = {"predict": {"job_id": predict.pk, **predict.summary}, "refine": {"job_id": refine.pk, **refine.summary}}
+    best, route = refine, "refined"
+    if fallback:
+        ctx.progress.add_log(f"phasing from {fallback_runs} random starts as well; the better fit is kept")
+        phase = _step(ctx, kind="phase", parent=predict,
+                      params={"algorithm": DEFAULT_ALGORITHM, "cycles": 3, "runs": fallback_runs, "keep": 1,
+                              "support": "auto", "seed": 0, "psf": job.params.get("psf", "")},
+                      lo=0.45, hi=1.0, run=run_fallback_phase)
+        steps["phase"] = {"job_id": phase.pk, **phase.summary}
+        if better_fit(phase.summary, refine.summary):
+            best, route = phase, "phased"
+        ctx.progress.add_log(f"kept the {route} result (job {best.pk}): the lower free LLK")
     temp = f"{job.result_path}.tmp-{os.getpid()}"
-    shutil.copyfile(refine.result_path, temp)
+    shutil.copyfile(best.result_path, temp)
     os.replace(temp, job.result_path)
-    summary = dict(refine.summary)
+    summary = dict(best.summary)
     summary.update(
         out_path=str(job.result_path),
-        steps={"predict": {"job_id": predict.pk, **predict.summary}, "refine": {"job_id": refine.pk, **refine.summary}},
-        metrics=refine.metrics,
+        route=route,
+        warnings=warnings,
+        steps=steps,
+        metrics=best.metrics,
         metrics_predicted=predict.metrics,
-        seconds=float(predict.summary.get("seconds", 0.0)) + float(refine.summary.get("seconds", 0.0)),
+        seconds=sum(float(step.get("seconds", 0.0)) for step in steps.values()),
         finished=timezone.now().isoformat(),
     )
-    if refine.curves:
-        summary["curves"] = refine.curves
+    if best.curves:
+        summary["curves"] = best.curves
     return summary
 
 

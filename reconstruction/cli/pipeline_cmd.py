@@ -22,7 +22,8 @@ def register(subparsers) -> None:
         help="prepare -> predict (network) -> refine (ER**50) in one go",
         description="Prepare a raw file (skipped for prepared files), predict with the network, "
         "refine with the iterative engine; writes prepared.cxi, predicted.cxi and refined.cxi "
-        "into the output folder.",
+        "into the output folder, and phased.cxi when a 3D prediction looks twin-averaged "
+        "(see --fallback-runs).",
     )
     parser.add_argument("file", help="raw or prepared diffraction file")
     parser.add_argument("--out", required=True, help="output folder")
@@ -36,6 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("--flips", type=int, choices=(1, 4, 8), default=None,
                         help="mirrored views of the pattern the prediction averages (default 4; "
                         "1 = a plain prediction; 8 in 3D only)")
+    parser.add_argument("--fallback-runs", type=int, default=None, metavar="N",
+                        help="random starts phased as well when the 3D prediction looks like the "
+                        "average of the crystal and its twin; the better fit is kept (default 2; "
+                        "0 = never)")
     add_device_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         oversampling=args.oversampling,
         device=args.device,
         flips=args.flips,
+        fallback_runs=args.fallback_runs,
     )
     if args.json:
         print_json(summary)
@@ -68,8 +74,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"prepared     {summary['prepared_path']}")
     print(f"predicted    {summary['predicted_path']}  chi2 {p.get('chi2', float('nan')):.4g}"
           f"  chi2_free {p.get('chi2_free', float('nan')):.4g}  ({t['predict'] * 1e3:.0f} ms)")
-    print(f"refined      {summary['out_path']}  chi2 {r.get('chi2', float('nan')):.4g}"
-          f"  chi2_free {r.get('chi2_free', float('nan')):.4g}  ({t['refine']:.2f} s)")
+    f = summary["refined"]["metrics"]
+    print(f"refined      {summary['refined']['out_path']}  chi2 {f.get('chi2', float('nan')):.4g}"
+          f"  chi2_free {f.get('chi2_free', float('nan')):.4g}  ({t['refine']:.2f} s)")
+    for line in summary.get("warnings", []):
+        print(f"warning      {line}")
+    if summary.get("phased") is not None:
+        h = summary["phased"]["metrics"]
+        print(f"phased       {summary['phased']['out_path']}  chi2 {h.get('chi2', float('nan')):.4g}"
+              f"  chi2_free {h.get('chi2_free', float('nan')):.4g}  ({t['phase']:.2f} s, "
+              f"{len(summary['phased'].get('runs', []))} random starts)")
+    print(f"result       {summary['out_path']}  ({summary['route']}: the better fit)"
+          if summary.get("phased") is not None else f"result       {summary['out_path']}")
     print_psf_line(r)
     print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
     print(f"time         {summary['seconds']:.2f} s")

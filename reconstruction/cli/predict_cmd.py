@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"model        {summary['model_name']}  sha256 {summary['model_sha256'][:16]}")
     nan = float("nan")
     print(f"chi2         {m.get('chi2', nan):.4g}   chi2_free {m.get('chi2_free', nan):.4g}")
+    print(f"amplitude    spread {m.get('amplitude_spread', nan):.3f} inside the support")
+    for line in summary.get("warnings", []):
+        print(f"warning      {line}")
     predict_ms = summary["timings"]["predict"] * 1e3
     print(f"time         predict {predict_ms:.0f} ms, total {summary['seconds']:.2f} s")
     return 0

@@ -39,6 +39,7 @@ from reconstruction.nn.train import (
     setup_distributed,
     teardown_distributed,
 )
+from reconstruction.nn.trust import amplitude_spread, twin_averaged_message, twin_averaged_threshold
 from reconstruction.nn.widen import widen_model
 from reconstruction.progress import ProgressCallback, ProgressEvent, check, report
 
@@ -484,13 +485,17 @@ def predict_file(
     The input is a prepared file (or a raw one, prepared on the fly to the model's shape). The
     result holds amplitude * exp(i phase) in the input box (centred), the support (``threshold``
     of the maximum amplitude), timings, and the prediction's own chi2 / chi2_free against the
-    data (``reconstruction.metrics.fourier_errors``: the user's trust indicator).
+    data (``reconstruction.metrics.fourier_errors``: the user's trust indicator) and, in 3D, a
+    second one: ``amplitude_spread`` (``reconstruction.nn.trust``), whose excess marks a
+    prediction that averages the crystal with its twin (``twin_averaged`` and a ``warnings``
+    line in the summary).
     ``optimise_steps`` > 0 first optimises the weights on this very pattern (unsupervised
     transfer), from the checkpoint or, with ``from_scratch``, from random weights. ``flips`` 4
     or 8 averages the predictions of that many mirrored views of the pattern
     (``predict_averaged``, test-time augmentation).
 
-    Returns {out_path, seconds, metrics, curves, timings, model_name, model_sha256, algorithm}.
+    Returns {out_path, seconds, metrics, curves, timings, model_name, model_sha256, algorithm,
+    twin_averaged, warnings}.
     """
     from reconstruction.io import load_data, write_result
     from reconstruction.io.types import ResultRecord
@@ -535,6 +540,10 @@ def predict_file(
     free = free_pixel_mask(mask, fraction=0.05, seed=0)
     errors = fourier_errors(obj, intensity, mask=mask, free_mask=free)
     metrics = {k: float(v) for k, v in errors.items() if np.isscalar(v)}
+    metrics["amplitude_spread"] = amplitude_spread(obj, support)
+    twin_threshold = twin_averaged_threshold(intensity.ndim, flips)
+    twin_averaged = twin_threshold is not None and metrics["amplitude_spread"] > twin_threshold
+    warnings = [twin_averaged_message(metrics["amplitude_spread"], twin_threshold)] if twin_averaged else []
     curves["chi2"] = [metrics.get("chi2", float("nan"))]
     curves["chi2_free"] = [metrics.get("chi2_free", float("nan"))]
     timings["total"] = time.monotonic() - start
@@ -551,6 +560,7 @@ def predict_file(
         "optimise_lr": optimise_lr,
         "from_scratch": from_scratch,
         "device": str(dev),
+        "twin_averaged_threshold": twin_threshold,
     }
     prov = {
         "model_name": payload["name"],
@@ -586,6 +596,8 @@ def predict_file(
         "algorithm": algorithm,
         "model_name": payload["name"],
         "model_sha256": payload["weights_sha256"],
+        "twin_averaged": twin_averaged,
+        "warnings": warnings,
     }
 
 
@@ -594,6 +606,20 @@ def predict_file(
 # (success 32 -> 37 %) for 0.1 s more per pattern; in 2D 62 % (58 -> 66 %) for 9 ms
 # (benchmarks/RESULTS.md, *Averaged mirrored views*).
 PIPELINE_FLIPS = 4
+# Random starts the pipeline phases as well when the prediction looks twin-averaged
+# (``reconstruction.nn.trust``): on 100 held-out 3D simulations, 2 starts for the 23 flagged
+# patterns raised success from 32 to 46 % (benchmarks/RESULTS.md, *Twin-averaged predictions*).
+PIPELINE_FALLBACK_RUNS = 2
+
+
+def better_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether result summary ``a`` fits its data better than ``b``: the lower free LLK (the
+    held-out pixels, which no fit saw), else the lower chi2."""
+    for key in ("llk_free", "chi2"):
+        va, vb = a.get("metrics", {}).get(key), b.get("metrics", {}).get(key)
+        if va is not None and vb is not None and np.isfinite(va) and np.isfinite(vb):
+            return float(va) < float(vb)
+    return False
 
 
 def pipeline_file(
@@ -609,6 +635,7 @@ def pipeline_file(
     oversampling: float = 3.0,
     device: str = "auto",
     flips: int | None = None,
+    fallback_runs: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: Any = None,
     provenance: dict[str, Any] | None = None,
@@ -623,14 +650,24 @@ def pipeline_file(
     ``refine_file``). The prediction averages ``flips`` mirrored views of the pattern
     (default ``PIPELINE_FLIPS``; 1 = a plain prediction).
 
-    Returns {out_path (the refined file), out_dir, prepared_path, predicted_path, seconds,
-    metrics (refined), curves (refined), predicted (predict summary), refined (refine summary),
+    Where the prediction looks like the average of the crystal and its twin (``predicted``'s
+    ``twin_averaged``, 3D only), the pattern is also phased from ``fallback_runs`` random
+    starts (default ``PIPELINE_FALLBACK_RUNS``; 0 = never) with the engine's default recipe
+    into ``out_dir/phased.cxi``, and the result that fits better (lower free LLK) is the
+    pipeline's.
+
+    Returns {out_path (the refined or the phased file), route ("refined" or "phased"), out_dir,
+    prepared_path, predicted_path, seconds, metrics and curves (of out_path), predicted
+    (predict summary), refined (refine summary), phased (phase summary or None), warnings,
     timings}.
     """
     from reconstruction.io import load_data
     from reconstruction.io.workflow import is_prepared, prepare_file
-    from reconstruction.phasing.workflow import refine_file
+    from reconstruction.phasing.workflow import phase_file, refine_file
 
+    fallback_runs = PIPELINE_FALLBACK_RUNS if fallback_runs is None else int(fallback_runs)
+    if fallback_runs < 0:
+        raise ConfigError(f"fallback_runs must be 0 (never) or more, got {fallback_runs}")
     start = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -665,27 +702,42 @@ def pipeline_file(
     )
     timings["predict"] = predicted["timings"]["predict"]
     check(cancel)
+    fallback = bool(predicted.get("twin_averaged")) and fallback_runs > 0
     t0 = time.monotonic()
     refined_path = out / "refined.cxi"
     refined = refine_file(
         prepared_path, refined_path, initial_path=predicted_path, algorithm=refine_algorithm,
         support_threshold=support_threshold, shrinkwrap=shrinkwrap, psf=psf, device=device,
-        progress=stage(0.4, 1.0), cancel=cancel,
+        progress=stage(0.4, 0.55 if fallback else 1.0), cancel=cancel,
         provenance={**(provenance or {}), "model_sha256": predicted["model_sha256"]},
     )
     timings["refine"] = time.monotonic() - t0
+    best, route, phased = refined, "refined", None
+    if fallback:
+        check(cancel)
+        t0 = time.monotonic()
+        phased = phase_file(
+            prepared_path, out / "phased.cxi", runs=fallback_runs, psf=psf, device=device,
+            progress=stage(0.55, 1.0), cancel=cancel, provenance=provenance,
+        )
+        timings["phase"] = time.monotonic() - t0
+        if better_fit(phased, refined):
+            best, route = phased, "phased"
     timings["total"] = time.monotonic() - start
     report(progress, ProgressEvent(1.0, "done"))
     return {
-        "out_path": str(refined_path.resolve()),
+        "out_path": str(Path(best["out_path"]).resolve()),
+        "route": route,
         "out_dir": str(out.resolve()),
         "prepared_path": str(prepared_path.resolve()),
         "predicted_path": str(predicted_path.resolve()),
         "seconds": time.monotonic() - start,
-        "metrics": refined.get("metrics", {}),
-        "curves": refined.get("curves", {}),
+        "metrics": best.get("metrics", {}),
+        "curves": best.get("curves", {}),
         "predicted": predicted,
         "refined": refined,
+        "phased": phased,
+        "warnings": list(predicted.get("warnings", [])),
         "timings": timings,
         "model_name": predicted["model_name"],
         "model_sha256": predicted["model_sha256"],

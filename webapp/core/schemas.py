@@ -114,6 +114,7 @@ PARAM_SPECS: dict[str, list[ParamSpec]] = {
         ParamSpec("optimise_steps", "int", 0, "optimise the network on this pattern before predicting (0 = plain prediction)", min=0, max=100_000),
         ParamSpec("flips", "choice", 4, _FLIPS_HELP, choices=(1, 4, 8)),
         ParamSpec("algorithm", "str", "ER**50", "refinement schedule run from the network's prediction"),
+        ParamSpec("fallback_runs", "int", 2, "random starts phased as well when a 3D prediction looks like the average of the crystal and its twin (the better fit is kept; 0 = never)", min=0, max=64),
         ParamSpec("support_threshold", "float", 0.1, "support = amplitude above this fraction of max", min=0.0, max=1.0),
         ParamSpec("shrinkwrap", "bool", True, _SHRINKWRAP_HELP),
         ParamSpec("psf", "str", "", _PSF_HELP),
