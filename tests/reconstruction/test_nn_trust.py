@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from reconstruction.io import read_result, write_prepared
-from reconstruction.io.types import DiffractionData
+from reconstruction.io import read_result
 from reconstruction.metrics import twin_of
 from reconstruction.nn.checkpoint import save_checkpoint
-from reconstruction.nn.config import ModelConfig
 from reconstruction.nn.model import PhaseNet
-from reconstruction.nn.testing import ellipsoid_object
 from reconstruction.nn.trust import amplitude_spread, twin_averaged_threshold
+from tests.reconstruction.test_nn_workflow import TINY, _prepared
 from tests.reconstruction.test_symmetry import tetrahedron
 
 
@@ -72,18 +70,12 @@ def test_the_shipped_model_flags_its_predictions_of_tetrahedra_and_not_of_rounde
     assert np.sum(spreads["tetrahedra"] > threshold) >= 2 * max(1, np.sum(spreads["rounded"] > threshold))
 
 
-TINY = ModelConfig(dims=3, input_size=16, output_size=8, width=2, depth=2)
-
-
 @pytest.fixture()
 def prepared_and_model(tmp_path):
     torch.manual_seed(0)
     model = tmp_path / "tiny.pt"
     save_checkpoint(model, PhaseNet(TINY), name="tiny-3d")
-    _, intensity = ellipsoid_object(16, seed=0)
-    data = tmp_path / "prepared.cxi"
-    write_prepared(data, DiffractionData(intensity=intensity, mask=np.zeros(intensity.shape, bool)))
-    return data, model
+    return _prepared(tmp_path / "prepared.cxi"), model
 
 
 @pytest.mark.parametrize("flagged", [True, False])

@@ -13,12 +13,12 @@ from workers import runner
 
 def _tiny_model(records) -> ModelVersion:
     from reconstruction.nn.checkpoint import save_checkpoint
-    from reconstruction.nn.config import ModelConfig
     from reconstruction.nn.model import PhaseNet
+    from tests.reconstruction.test_nn_workflow import TINY
 
     torch.manual_seed(0)
     path = records.job.result_dir / "tiny.pt"
-    save_checkpoint(path, PhaseNet(ModelConfig(dims=3, input_size=16, output_size=8, width=2, depth=2)), name="tiny-3d")
+    save_checkpoint(path, PhaseNet(TINY), name="tiny-3d")
     return ModelVersion.objects.create(name="tiny", version=2, dims=3, file=str(path), trained_by_job=records.job,
                                        config={"input_size": 16})  # fmt: skip
 
