@@ -607,8 +607,9 @@ def predict_file(
 # (benchmarks/RESULTS.md, *Averaged mirrored views*).
 PIPELINE_FLIPS = 4
 # Random starts the pipeline phases as well when the prediction looks twin-averaged
-# (``reconstruction.nn.trust``): on 100 held-out 3D simulations, 2 starts for the 23 flagged
-# patterns raised success from 32 to 46 % (benchmarks/RESULTS.md, *Twin-averaged predictions*).
+# (``reconstruction.nn.trust``): on 100 held-out 3D simulations (4 views), 2 starts for the 23
+# flagged patterns raised success from 37 to 48 % and "chi2 no worse than 5 random starts" from
+# 54 to 64 %, for 1.8 s per flagged pattern (benchmarks/RESULTS.md, *Twin-averaged predictions*).
 PIPELINE_FALLBACK_RUNS = 2
 
 
