@@ -59,3 +59,7 @@ def test_a_pipeline_phases_from_random_starts_too_when_its_prediction_looks_twin
     page = cast.client(cast.owner).get(f"/jobs/{job.pk}/").content.decode()
     assert "Warning: the predicted amplitude varies" in page
     assert ("phased from 2 random starts" if winner == "phase" else "the refined prediction, which fit") in page
+    # the predict step's own page offers the random starts the pipeline ran
+    step_page = cast.client(cast.owner).get(f"/jobs/{predict.pk}/").content.decode()
+    assert "Warning: the predicted amplitude varies" in step_page
+    assert f"?kind=phase&dataset={records.dataset.pk}\">Phase from random starts" in step_page
