@@ -60,8 +60,8 @@ from reconstruction.metrics import centrosymmetry, compare_to_truth, fourier_err
 from reconstruction.nn import load_checkpoint, predict_averaged, predict_objects
 from reconstruction.nn.predict import OPTIMISE_LR, optimise_on_pattern
 from reconstruction.nn.testing import object_ssim
-from reconstruction.nn.trust import amplitude_spread, twin_averaged_threshold
-from reconstruction.nn.workflow import HELD_OUT_SEED, default_checkpoint_path
+from reconstruction.nn.trust import amplitude_spread, is_twin_averaged, twin_averaged_threshold
+from reconstruction.nn.workflow import HELD_OUT_SEED, better_fit, default_checkpoint_path
 from reconstruction.phasing import phase_retrieve
 from reconstruction.phasing.support import ShrinkWrap
 from reconstruction.simulate import Recipe, SimulatedDataset
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 base_obj, base_s, start_obj, start_sup = ref.obj, t_pred + row["refine_s"], obj, sup
             spread = amplitude_spread(start_obj, start_sup)
-            row["fallback_flagged"] = float(spread > twin_averaged_threshold(dims, args.flips))
+            row["fallback_flagged"] = float(is_twin_averaged(spread, twin_averaged_threshold(dims, args.flips)))
             row["nn_amplitude_spread"] = spread
             best, seconds = base_obj, base_s
             if row["fallback_flagged"]:
@@ -284,10 +284,13 @@ def main(argv: list[str] | None = None) -> int:
                     runs=args.fallback_runs, keep=1, seed=FALLBACK_SEED_OFFSET + i, device="cpu",
                 )
                 seconds += time.perf_counter() - t0
-                llk = [fourier_errors(o, intens[i], mask=masks[i], free_mask=free)["llk_free"]
-                       for o in (base_obj, phased.obj)]  # fmt: skip
-                best = phased.obj if llk[1] < llk[0] else base_obj
-                row["fallback_phased"] = float(llk[1] < llk[0])
+                # the pipeline's own choice between the two results
+                won = better_fit(
+                    {"metrics": fourier_errors(phased.obj, intens[i], mask=masks[i], free_mask=free)},
+                    {"metrics": fourier_errors(base_obj, intens[i], mask=masks[i], free_mask=free)},
+                )
+                best = phased.obj if won else base_obj
+                row["fallback_phased"] = float(won)
             row.update(_scored("fallback", best, truths[i], intens[i], masks[i], free, seconds, "fallback_s"))
         if args.optimise_steps:
             t0 = time.perf_counter()

@@ -51,6 +51,12 @@ def twin_averaged_threshold(dims: int, views: int) -> float | None:
     return TWIN_AVERAGED_SPREAD.get(views, TWIN_AVERAGED_SPREAD[1])
 
 
+def is_twin_averaged(spread: float, threshold: float | None) -> bool:
+    """Whether a prediction of ``amplitude_spread`` ``spread`` is taken for a crystal-and-twin
+    average, ``threshold`` being ``twin_averaged_threshold``'s (None, in 2D: never)."""
+    return threshold is not None and spread > threshold
+
+
 def twin_averaged_message(spread: float, threshold: float) -> str:
     """The warning a user reads when a prediction looks like a crystal averaged with its twin."""
     return (

@@ -39,7 +39,12 @@ from reconstruction.nn.train import (
     setup_distributed,
     teardown_distributed,
 )
-from reconstruction.nn.trust import amplitude_spread, twin_averaged_message, twin_averaged_threshold
+from reconstruction.nn.trust import (
+    amplitude_spread,
+    is_twin_averaged,
+    twin_averaged_message,
+    twin_averaged_threshold,
+)
 from reconstruction.nn.widen import widen_model
 from reconstruction.progress import ProgressCallback, ProgressEvent, check, report
 
@@ -542,7 +547,7 @@ def predict_file(
     metrics = {k: float(v) for k, v in errors.items() if np.isscalar(v)}
     metrics["amplitude_spread"] = amplitude_spread(obj, support)
     twin_threshold = twin_averaged_threshold(intensity.ndim, flips)
-    twin_averaged = twin_threshold is not None and metrics["amplitude_spread"] > twin_threshold
+    twin_averaged = is_twin_averaged(metrics["amplitude_spread"], twin_threshold)
     warnings = [twin_averaged_message(metrics["amplitude_spread"], twin_threshold)] if twin_averaged else []
     curves["chi2"] = [metrics.get("chi2", float("nan"))]
     curves["chi2_free"] = [metrics.get("chi2_free", float("nan"))]

@@ -12,7 +12,7 @@ from reconstruction.io import read_result
 from reconstruction.metrics import twin_of
 from reconstruction.nn.checkpoint import save_checkpoint
 from reconstruction.nn.model import PhaseNet
-from reconstruction.nn.trust import amplitude_spread, twin_averaged_threshold
+from reconstruction.nn.trust import amplitude_spread, is_twin_averaged, twin_averaged_threshold
 from tests.reconstruction.test_nn_workflow import TINY, _prepared
 from tests.reconstruction.test_symmetry import tetrahedron
 
@@ -42,6 +42,8 @@ def test_a_uniform_crystal_has_little_spread_and_its_average_with_its_twin_has_m
 def test_thresholds_are_for_3d_only_and_lower_for_averaged_views():
     assert twin_averaged_threshold(2, 1) is None and twin_averaged_threshold(2, 4) is None
     assert twin_averaged_threshold(3, 4) == twin_averaged_threshold(3, 8) < twin_averaged_threshold(3, 1)
+    assert is_twin_averaged(0.3, twin_averaged_threshold(3, 1)) and not is_twin_averaged(0.1, 0.22)
+    assert not is_twin_averaged(9.9, twin_averaged_threshold(2, 1))  # never in 2D
 
 
 def test_the_shipped_model_flags_its_predictions_of_tetrahedra_and_not_of_rounded_bodies():
