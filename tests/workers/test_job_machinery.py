@@ -212,9 +212,15 @@ def test_a_new_job_never_inherits_an_older_folder_with_its_id(cast, records, med
     old = media_root / "jobs" / str(next_id)
     old.mkdir(parents=True)
     (old / "prepared.cxi").write_bytes(b"someone else's data")
+
+    def stale() -> set:
+        # MEDIA_ROOT lives for the session: earlier tests may have set folders of this id aside
+        return {p for p in (media_root / "jobs").iterdir() if p.name.startswith(f"{next_id}.stale-")}
+
+    before = stale()
     job = _job(cast, records, kind="refine", parent=records.job)
     assert job.pk == next_id and not job.result_dir.exists()
-    aside = [p for p in (media_root / "jobs").iterdir() if p.name.startswith(f"{next_id}.stale-")]
+    aside = sorted(stale() - before)
     assert len(aside) == 1 and (aside[0] / "prepared.cxi").read_bytes() == b"someone else's data"
     assert job.parent.prepared_files() == [] and kinds.prepared_input(job) == str(records.dataset.path)
     job.save()  # saving again leaves the job's own folder alone
